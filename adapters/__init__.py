@@ -1,0 +1,49 @@
+"""Traffic routers: one protocol (`adapters.base.Router`), one module per provider, and a factory.
+
+router = make_router(spec.router or detect_router(api, namespace, name), api)
+router.check(route); router.ensure(route); router.set(route, Routing(canary_weight=10))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kubernetes.client import ApiClient
+
+from adapters.base import Match, OwnerRef, Route, Router, RouterError, Routing
+from adapters.detection import detect_router
+from adapters.nginx import NginxRouter
+from adapters.routing import canonical
+from adapters.service import ServiceRouter
+
+ROUTERS: dict[str, Callable[[ApiClient], Router]] = {
+    "service": ServiceRouter,
+    "nginx": NginxRouter,
+}
+
+
+def make_router(kind: str, api: ApiClient) -> Router:
+    """The router called `kind` (a `router:` value of weir.dev/rollout), talking to `api`."""
+    try:
+        factory = ROUTERS[kind]
+    except KeyError:
+        raise RouterError(
+            "router",
+            f"unknown or unavailable router {kind!r}",
+            f"use one of: {', '.join(sorted(ROUTERS))} (or leave `router:` out to detect it)",
+        ) from None
+    return factory(api)
+
+
+__all__ = [
+    "ROUTERS",
+    "Match",
+    "OwnerRef",
+    "Route",
+    "Router",
+    "RouterError",
+    "Routing",
+    "canonical",
+    "detect_router",
+    "make_router",
+]

@@ -1,0 +1,194 @@
+"""The Services every router sends traffic through (DESIGN §2): `<name>-primary` and `<name>-canary`
+select one workload each, and the apex Service `<name>` (what clients and the user's Ingress use)
+is pointed at the primary on take-over. The apex's own selector is remembered in an annotation on
+it, so that opting out gives it back exactly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kubernetes.client import ApiClient
+
+from adapters.base import Route, RouterError
+from adapters.kube import Obj, deployments, services
+from adapters.ownership import claim, is_managed, refuse_foreign
+
+ORIGINAL_SELECTOR = "weir.dev/original-selector"
+
+
+def service_ports(ports: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Ports for a Service Weir writes: nodePort dropped (it is unique cluster-wide, so a copy would
+    be rejected) and the API server's defaults filled in, so that a re-read compares equal."""
+    copied = []
+    for port in ports:
+        entry: dict[str, Any] = {
+            "port": port["port"],
+            "protocol": port.get("protocol") or "TCP",
+            "targetPort": port.get("targetPort") or port["port"],
+        }
+        for optional in ("name", "appProtocol"):
+            if port.get(optional):
+                entry[optional] = port[optional]
+        copied.append(entry)
+    return copied
+
+
+def ports_from_deployment(deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Service ports for every container port of the Deployment's pod template."""
+    containers = (((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers")
+    declared = [port for container in containers or [] for port in container.get("ports") or []]
+    ports = []
+    for port in declared:
+        number = port["containerPort"]
+        # A Service with several ports must name each one.
+        name = port.get("name") or (f"port-{number}" if len(declared) > 1 else None)
+        entry = {"port": number, "targetPort": number, "protocol": port.get("protocol") or "TCP"}
+        ports.append({**entry, "name": name} if name else entry)
+    return ports
+
+
+def selector_text(selector: Mapping[str, str]) -> str:
+    return json.dumps(dict(sorted(selector.items())), separators=(",", ":"))
+
+
+def backend_service(route: Route, name: str, selector: Mapping[str, str], ports: list[dict[str, Any]]) -> Obj:
+    """A Service Weir owns that selects one workload (`<name>-primary` or `<name>-canary`)."""
+    service: Obj = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": route.namespace},
+        "spec": {"type": "ClusterIP", "selector": dict(selector), "ports": ports},
+    }
+    return claim(service, route)
+
+
+def new_apex_service(route: Route, ports: list[dict[str, Any]]) -> Obj:
+    """The apex Service when the user has none: Weir's own, pointing at the primary. Its "original"
+    selector is the user's Deployment's pods, where traffic goes once Weir lets go."""
+    apex = backend_service(route, route.name, dict(route.primary_selector), ports)
+    apex["metadata"]["annotations"] = {ORIGINAL_SELECTOR: selector_text(dict(route.canary_selector))}
+    return apex
+
+
+def take_over_apex(apex: Obj, route: Route) -> Obj:
+    """Point a user's apex at the primary the first time, remembering its selector. Later calls only
+    repair a selector that selects neither arm (e.g. re-applied by a user), never move traffic."""
+    metadata = apex.setdefault("metadata", {})
+    annotations = metadata.setdefault("annotations", {}) or {}
+    metadata["annotations"] = annotations
+    spec = apex.setdefault("spec", {})
+    selector = spec.get("selector") or {}
+    arms = (dict(route.primary_selector), dict(route.canary_selector))
+    if ORIGINAL_SELECTOR not in annotations:
+        annotations[ORIGINAL_SELECTOR] = selector_text(selector)
+        spec["selector"] = dict(route.primary_selector)
+    elif selector not in arms:
+        spec["selector"] = dict(route.primary_selector)
+    return apex
+
+
+def release_apex(apex: Obj) -> Obj | None:
+    """Give the apex its remembered selector back and forget it; None if Weir never took it over."""
+    annotations = (apex.get("metadata") or {}).get("annotations") or {}
+    if ORIGINAL_SELECTOR not in annotations:
+        return None
+    apex["spec"]["selector"] = json.loads(annotations.pop(ORIGINAL_SELECTOR))
+    return apex
+
+
+def sync_backend(existing: Obj, wanted: Obj, route: Route) -> Obj:
+    """Bring a Service Weir owns back to `wanted`, keeping server-set fields (clusterIP, ...)."""
+    claim(existing, route)
+    existing.setdefault("spec", {}).update(
+        {"selector": wanted["spec"]["selector"], "ports": wanted["spec"]["ports"]}
+    )
+    return existing
+
+
+class Backends:
+    """The primary/canary/apex Services of one API server, shared by every router."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self._services = services(api)
+        self._deployments = deployments(api)
+
+    def check(self, route: Route) -> None:
+        """Everything `ensure` needs is there and nothing in its way belongs to someone else."""
+        for name in (route.primary_service, route.canary_service):
+            refuse_foreign(self._services.get(route.namespace, name), "service", "Service", name)
+        apex = self._services.get(route.namespace, route.name)
+        if apex is None:
+            if not self._ports_for_new_apex(route):
+                raise RouterError(
+                    "ports",
+                    f"there is no Service {route.name} and Deployment {route.owner.name} declares no "
+                    "container ports to create it from",
+                    f"create Service {route.name}, or add `ports:` to the Deployment's containers",
+                )
+        elif not (apex.get("spec") or {}).get("selector"):
+            raise RouterError(
+                "service",
+                f"Service {route.name} has no selector (type {apex['spec'].get('type', 'ClusterIP')}), so "
+                "Weir cannot point it at a workload",
+                f"give Service {route.name} a pod selector, or use a router that does not need it",
+            )
+
+    def _ports_for_new_apex(self, route: Route) -> list[dict[str, Any]]:
+        deployment = self._deployments.get(route.namespace, route.owner.name)
+        return ports_from_deployment(deployment) if deployment else []
+
+    def ensure(self, route: Route) -> None:
+        """Create or repair both backend Services, then take the apex over (the step that moves
+        traffic comes last, once its targets exist)."""
+        self.check(route)
+        apex = self._services.get(route.namespace, route.name)
+        ports = service_ports(apex["spec"].get("ports") or []) if apex else self._ports_for_new_apex(route)
+        arms = (
+            (route.primary_service, route.primary_selector),
+            (route.canary_service, route.canary_selector),
+        )
+        for name, selector in arms:
+            wanted = backend_service(route, name, dict(selector), ports)
+            self._create_or_sync(route, wanted)
+        if apex is None:
+            self._services.create(route.namespace, new_apex_service(route, ports))
+        else:
+            self._services.update(route.namespace, route.name, lambda old: take_over_apex(old, route))
+
+    def _create_or_sync(self, route: Route, wanted: Obj) -> None:
+        name = wanted["metadata"]["name"]
+        if self._services.get(route.namespace, name) is None:
+            self._services.create(route.namespace, wanted)
+        else:
+            self._services.update(
+                route.namespace, name, lambda existing: sync_backend(existing, wanted, route)
+            )
+
+    def point_apex(self, route: Route, selector: Mapping[str, str]) -> None:
+        """Send all of the apex's traffic to the pods `selector` picks, in one write."""
+
+        def point(apex: Obj) -> Obj:
+            apex.setdefault("spec", {})["selector"] = dict(selector)
+            return apex
+
+        if self._services.update(route.namespace, route.name, point) is None:
+            raise RouterError(
+                "service",
+                f"Service {route.name} does not exist",
+                f"recreate Service {route.name} (or let Weir re-run its setup) before changing traffic",
+            )
+
+    def apex_selector(self, route: Route) -> dict[str, str] | None:
+        apex = self._services.get(route.namespace, route.name)
+        return None if apex is None else dict((apex.get("spec") or {}).get("selector") or {})
+
+    def remove(self, route: Route) -> None:
+        """Give the apex back its own selector, then delete the backend Services Weir created. The
+        apex itself stays even if Weir created it: clients route through it."""
+        self._services.update(route.namespace, route.name, release_apex)
+        for name in (route.primary_service, route.canary_service):
+            service = self._services.get(route.namespace, name)
+            if service is not None and is_managed(service):
+                self._services.delete(route.namespace, name)
