@@ -38,7 +38,7 @@ class Interval:
     canary: ArmCounts
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     FAIL = "fail"  # canary is worse: roll back
     PASS = "pass"  # evidence that the canary is not worse than the margin
     CONTINUE = "continue"  # data is flowing, no conclusion yet
