@@ -1,0 +1,188 @@
+"""Per-release histories from Prometheus, batched across releases.
+
+    source = PrometheusSource("http://prometheus:9090", preset="app", timeout_seconds=2.0)
+    results = source.histories(windows, now=time.time(), step_seconds=10.0)
+    results[("shop", "web")].intervals   # or .error: why this release has no data
+
+One analysis tick sends one range query per kind of data (requests by status code, latency
+buckets) for all releases together, whatever their number: the preset's `sum by (...)` keeps the
+labels that tell releases and arms apart, and the split happens here. Custom PromQL is batched the
+same way (every release's copy tagged and joined with `or`). A long range is cut into pieces of at
+most `MAX_POINTS` steps, the limit Prometheus puts on one range query.
+
+Nothing here raises on a Prometheus failure: an unreachable server, a timeout or a rejected query
+becomes `History.error` for every release it concerns, which judges treat as nodata.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import re
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from analysis.history import Grid, History, RangeSeries, ReleaseKey, Tally, grid_for
+from analysis.queries import (
+    Arm,
+    CustomMetrics,
+    Preset,
+    ReleaseWindow,
+    batched_custom_query,
+    promql_duration,
+    template_values,
+)
+from analysis.queries import preset as preset_named
+
+MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series in one range query
+
+
+class QueryFailed(Exception):
+    """Prometheus could not answer; the message says why, in words fit for a release's status."""
+
+
+class PrometheusSource:
+    """Request counts and latency buckets per release and arm, from one Prometheus server.
+
+    `preset` names a built-in preset (`app`, `nginx`, `istio`, `envoy`), or pass a `Preset` or
+    `CustomMetrics`. `session` lets callers add auth, proxies or hooks (tests count requests
+    with a response hook). Not safe to call from two threads at once.
+    """
+
+    def __init__(self, url: str, preset: str | Preset | CustomMetrics = "app", *,
+                 timeout_seconds: float = 2.0, session: requests.Session | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        if timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds: {timeout_seconds!r} must be positive")
+        self.url = url.rstrip("/")
+        self.metrics: Preset | CustomMetrics = preset_named(preset) if isinstance(preset, str) else preset
+        self.timeout_seconds = timeout_seconds
+        # No retries (and errors raised as themselves): a tick must answer within its timeout, and
+        # the next tick asks again anyway.
+        self._client = PrometheusConnect(url=self.url, headers=headers, session=session,
+                                         retry=Retry(total=False), timeout=timeout_seconds)
+
+    @property
+    def description(self) -> str:
+        return f"preset {self.metrics.name}" if isinstance(self.metrics, Preset) else "custom PromQL"
+
+    def histories(self, windows: Sequence[ReleaseWindow], now: float,
+                  step_seconds: float = 10.0) -> dict[ReleaseKey, History]:
+        """Every release's intervals from its start to `now` (unix seconds), one per step.
+
+        `step_seconds` must be a whole number of seconds (range queries resolve to the second).
+        """
+        if step_seconds < 1 or step_seconds != int(step_seconds):
+            raise ValueError(f"step_seconds: {step_seconds!r} must be a whole number of seconds, at least 1")
+        keys = [w.key for w in windows]
+        if len(set(keys)) != len(keys):
+            raise ValueError("windows: each (namespace, name) may appear only once")
+        grid = grid_for(windows, now, step_seconds)
+        if grid is None:
+            return {w.key: History() for w in windows}
+        tally = Tally(windows, grid)
+        try:
+            self._fill(tally, windows, grid)
+        except QueryFailed as failure:
+            return {w.key: History(error=str(failure)) for w in windows}
+        return {w.key: tally.history(w, self.description) for w in windows}
+
+    async def histories_async(self, windows: Sequence[ReleaseWindow], now: float,
+                              step_seconds: float = 10.0) -> dict[ReleaseKey, History]:
+        """`histories` on a worker thread, for the controller's event loop."""
+        return await asyncio.to_thread(self.histories, windows, now, step_seconds)
+
+    def _fill(self, tally: Tally, windows: Sequence[ReleaseWindow], grid: Grid) -> None:
+        interval = promql_duration(grid.step)
+        if isinstance(self.metrics, Preset):
+            preset = self.metrics
+            namespaces = sorted({w.namespace for w in windows})
+            tally.add_requests(preset, self._range(preset.requests_query(namespaces, interval), grid))
+            tally.add_buckets(preset, self._range(preset.buckets_query(namespaces, interval), grid))
+            return
+        custom = self.metrics
+        owners: dict[str, tuple[ReleaseKey, Arm]] = {}
+        renders: list[tuple[str, dict[str, str]]] = []
+        for number, window in enumerate(windows):
+            for arm, deployment in ((Arm.BASELINE, window.primary), (Arm.CANARY, window.canary)):
+                key = f"{number}-{arm.value}"
+                owners[key] = (window.key, arm)
+                renders.append((key, template_values(window, deployment, interval)))
+        for kind, template in (("requests", custom.requests), ("errors", custom.errors),
+                               ("buckets", custom.buckets)):
+            if template.strip():
+                query = batched_custom_query(template, renders)
+                tally.add_custom(kind, self._range(query, grid), owners, custom.bucket_unit_seconds)
+
+    def _range(self, query: str, grid: Grid) -> list[RangeSeries]:
+        results: list[RangeSeries] = []
+        for piece in grid.chunks(MAX_POINTS):
+            results.extend(self._call(self._range_request(query, piece)))
+        return results
+
+    def _range_request(self, query: str, piece: Grid) -> Callable[[], Any]:
+        return lambda: self._client.custom_query_range(
+            query, start_time=_utc(piece.first), end_time=_utc(piece.last), step=str(int(piece.step)),
+            params={"timeout": promql_duration(self.timeout_seconds)})
+
+    def instant(self, query: str, at: float | None = None) -> list[RangeSeries]:
+        """One instant query (for tools and tests); raises QueryFailed with the reason."""
+        params = {"timeout": promql_duration(self.timeout_seconds)}
+        if at is not None:
+            params["time"] = repr(at)
+        return self._call(lambda: self._client.custom_query(query, params=params))
+
+    def _call(self, request: Callable[[], Any]) -> list[RangeSeries]:
+        try:
+            result = request()
+        except requests.Timeout:
+            raise QueryFailed(
+                f"Prometheus at {self.url} did not answer within {self.timeout_seconds:g} s") from None
+        except requests.ConnectionError as error:
+            raise QueryFailed(f"cannot reach Prometheus at {self.url}: {_root_cause(error)}") from None
+        except requests.RequestException as error:
+            raise QueryFailed(f"request to Prometheus at {self.url} failed: {error}") from None
+        except PrometheusApiClientException as error:
+            reason = _prometheus_error(str(error))
+            raise QueryFailed(f"Prometheus at {self.url} rejected the query: {reason}") from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise QueryFailed(f"Prometheus at {self.url} sent an unreadable answer: {error}") from None
+        if not isinstance(result, list):
+            raise QueryFailed(f"Prometheus at {self.url} sent an unexpected answer: {type(result).__name__}")
+        return result
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")]+")
+
+
+def _root_cause(error: BaseException) -> str:
+    """`[Errno 111] Connection refused` rather than three nested exception reprs."""
+    found = _ERRNO.search(str(error))
+    return found.group(0) if found else str(error)
+
+
+_STATUS = re.compile(r"HTTP Status Code (\d+) \((b'.*'|b\".*\")\)$", re.S)
+
+
+def _prometheus_error(message: str) -> str:
+    """Prometheus' own explanation (`bad_data: parse error ...`) out of the client's exception text."""
+    match = _STATUS.search(message)
+    if not match:
+        return message
+    status = match.group(1)
+    try:
+        body = ast.literal_eval(match.group(2))
+        payload = json.loads(body)
+        return f"HTTP {status} {payload['errorType']}: {payload['error']}"
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return f"HTTP {status}: {match.group(2)[:300]}"
