@@ -12,8 +12,9 @@ from collections.abc import Sequence
 
 def build_parser() -> argparse.ArgumentParser:
     from analysis.cli import register as register_analysis
-    from canary.runner import register as register_run
     from sandbox.cli import register as register_sandbox
+
+    from canary.runner import register as register_run
 
     parser = argparse.ArgumentParser(prog="weir", description="Progressive delivery for Kubernetes Deployments.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

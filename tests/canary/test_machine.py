@@ -1,0 +1,388 @@
+"""The release state machine, branch by branch (pure: no cluster, no clock)."""
+
+from __future__ import annotations
+
+from adapters.base import Match, Routing
+from analysis.model import Outcome
+from canary.actions import EnsurePrimary, EnsureRoutes, ForgetRelease, ScaleCanary, SetRouting
+from canary.config import Step
+from canary.machine import decide
+from canary.state import Phase, ReleaseState
+from tests.canary.world import World
+
+
+def initialized(**kw: object) -> World:
+    world = World(**kw)  # type: ignore[arg-type]
+    world.settle()
+    assert world.state is not None and world.state.phase is Phase.IDLE
+    return world
+
+
+def start_release(world: World, new_hash: str = "v2") -> None:
+    world.user_hash = new_hash
+    world.step()
+
+
+# --- opt-in -------------------------------------------------------------------------------------------
+
+
+def test_opt_in_creates_primary_then_routes_then_scales_canary_to_zero() -> None:
+    world = World()
+    world.settle()
+    assert world.log[:3] == ["EnsurePrimary", "EnsureRoutes", "ScaleCanary"]
+    assert world.primary_hash == "v1" and world.primary_replicas == 3
+    assert world.user_replicas == 0
+    assert world.routing == Routing(0)
+    assert world.state is not None and world.state.phase is Phase.IDLE
+    assert world.violations == []
+
+
+def test_routes_wait_until_primary_is_ready() -> None:
+    state = ReleaseState(phase=Phase.INITIALIZING, replicas=3, primary_hash="v1")
+    world = World(primary_hash="v1", primary_replicas=3, primary_ready=1, state=state)
+    decision = world.step()
+    assert decision.actions == ()
+    assert "waiting for primary" in world.state.message  # type: ignore[union-attr]
+
+
+def test_opt_in_with_zero_replicas_keeps_one_replica() -> None:
+    decision = decide(None, World(user_replicas=0).observe())
+    assert decision.state is not None and decision.state.replicas == 1
+
+
+# --- a release walks the ladder and promotes ----------------------------------------------------------
+
+
+def test_template_change_walks_the_weight_ladder_and_promotes() -> None:
+    world = initialized().with_steps(10, 25, 50)
+    start_release(world)
+    assert world.state.phase is Phase.PROGRESSING and world.state.revision == 1  # type: ignore[union-attr]
+    world.run(60)
+    weights = [a.routing.canary_weight for a in world.actions if isinstance(a, SetRouting)]
+    assert weights == [10, 25, 50, 0]
+    assert world.state.phase is Phase.IDLE  # type: ignore[union-attr]
+    assert world.primary_hash == "v2" and world.user_replicas == 0 and world.routing == Routing(0)
+    assert world.events.count("Promoted") == 1
+    assert world.state.history[-1].template_hash == "v2"  # type: ignore[union-attr]
+    assert world.violations == []
+
+
+def test_each_step_is_held_for_its_duration() -> None:
+    world = initialized().with_steps(10, 50, hold=30)
+    start_release(world)
+    world.run(25)
+    assert world.routing == Routing(10)
+    world.run(10)
+    assert world.routing == Routing(50)
+
+
+def test_promotion_updates_primary_before_routing_back_and_scales_canary_last() -> None:
+    world = initialized().with_steps(50)
+    start_release(world)
+    world.run(30)
+    tail = world.log[world.log.index("EnsurePrimary", 3):]
+    assert tail == ["EnsurePrimary", "SetRouting", "ScaleCanary"]
+
+
+def test_promotion_waits_for_primary_rollout() -> None:
+    world = initialized().with_steps(50)
+    start_release(world)
+    world.run(11)
+    world.state = world.state.replace(phase=Phase.PROMOTING)  # type: ignore[union-attr]
+    world.primary_hash, world.primary_ready = "v2", 1  # rolling update in progress
+    decision = world.step()
+    assert decision.actions == () and world.routing == Routing(50)
+
+
+def test_ab_stage_routes_matching_requests_only() -> None:
+    match = Match(header="x-canary", value="always")
+    world = initialized(steps=(Step(Routing(0, (match,)), 10, "ab"), Step(Routing(20), 10, "canary 20%")))
+    start_release(world)
+    world.run(5)
+    assert world.routing == Routing(0, (match,))
+    world.run(40)
+    assert world.primary_hash == "v2"
+
+
+# --- waiting, judging, holding -------------------------------------------------------------------------
+
+
+def test_no_traffic_moves_before_the_canary_is_ready() -> None:
+    world = initialized()
+    world.canary_can_be_ready = False
+    start_release(world)
+    world.run(30)
+    assert not any(isinstance(a, SetRouting) and a.routing.canary_weight for a in world.actions)
+    assert "waiting for canary" in world.state.message  # type: ignore[union-attr]
+
+
+def test_canary_never_ready_rolls_back_at_the_deadline() -> None:
+    world = initialized(deadline=60.0)
+    world.canary_can_be_ready = False
+    start_release(world)
+    world.run(55)
+    assert world.state.phase is Phase.PROGRESSING  # type: ignore[union-attr]
+    world.run(10)
+    assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
+    assert "progress deadline" in world.state.message  # type: ignore[union-attr]
+    assert world.user_replicas == 0 and world.primary_hash == "v1"
+
+
+def test_failing_verdict_rolls_back_routing_first_then_scales_down() -> None:
+    world = initialized().with_steps(10, 50)
+    start_release(world)
+    world.run(3)
+    assert world.routing == Routing(10)
+    world.verdict = Outcome.FAIL
+    world.run(3)
+    assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
+    tail = world.log[-2:]
+    assert tail == ["SetRouting", "ScaleCanary"]
+    assert world.routing == Routing(0) and world.user_replicas == 0
+    assert world.state.failed_hash == "v2"  # type: ignore[union-attr]
+    assert world.violations == []
+
+
+def test_rolled_back_template_is_not_released_again_until_it_changes() -> None:
+    world = initialized().with_steps(10)
+    start_release(world)
+    world.verdict = Outcome.FAIL
+    world.run(5)
+    world.verdict = Outcome.PASS
+    world.run(30)
+    assert world.state.phase is Phase.ROLLED_BACK and world.user_replicas == 0  # type: ignore[union-attr]
+    start_release(world, "v3")
+    assert world.state.phase is Phase.PROGRESSING and world.state.revision == 2  # type: ignore[union-attr]
+
+
+def test_retry_releases_the_failed_template_again() -> None:
+    world = initialized().with_steps(10)
+    start_release(world)
+    world.verdict = Outcome.FAIL
+    world.run(5)
+    world.verdict = Outcome.PASS
+    world.command = "retry"
+    world.step()
+    assert world.state.phase is Phase.PROGRESSING and world.command is None  # type: ignore[union-attr]
+
+
+def test_nodata_holds_the_step_and_the_deadline_decides() -> None:
+    world = initialized(deadline=30.0).with_steps(10, 50)
+    start_release(world)
+    world.verdict = Outcome.NODATA
+    world.run(20)
+    assert world.routing == Routing(10)
+    assert "holding" in world.state.message  # type: ignore[union-attr]
+    world.run(20)
+    assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
+
+
+def test_continue_verdict_advances_after_the_hold() -> None:
+    world = initialized().with_steps(10, 50)
+    world.verdict = Outcome.CONTINUE
+    start_release(world)
+    world.run(15)
+    assert world.routing == Routing(50)
+
+
+def test_no_verdict_yet_holds() -> None:
+    world = initialized().with_steps(10, 50)
+    world.verdict = None
+    start_release(world)
+    world.run(30)
+    assert world.routing == Routing(10)
+
+
+def test_canary_losing_all_ready_pods_routes_to_primary_and_rolls_back() -> None:
+    world = initialized().with_steps(10, 50, hold=100)
+    start_release(world)
+    world.run(5)
+    world.canary_ready = 0
+    world.step()
+    assert world.routing == Routing(0)
+    world.settle()
+    assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
+
+
+# --- people and alerts ---------------------------------------------------------------------------------
+
+
+def test_abort_rolls_back_at_once() -> None:
+    world = initialized().with_steps(10, 50, hold=100)
+    start_release(world)
+    world.run(5)
+    world.command = "abort"
+    world.settle()
+    assert world.state.phase is Phase.ROLLED_BACK and world.command is None  # type: ignore[union-attr]
+    assert world.routing == Routing(0) and world.user_replicas == 0
+    assert world.state.message == "aborted by operator"  # type: ignore[union-attr]
+
+
+def test_promote_skips_the_remaining_steps() -> None:
+    world = initialized().with_steps(10, 25, 50, hold=100)
+    start_release(world)
+    world.run(5)
+    world.command = "promote"
+    world.settle()
+    assert world.primary_hash == "v2" and world.state.phase is Phase.IDLE  # type: ignore[union-attr]
+    weights = [a.routing.canary_weight for a in world.actions if isinstance(a, SetRouting)]
+    assert weights == [10, 0]
+
+
+def test_promote_is_refused_while_the_canary_is_not_ready_but_full_promote_goes() -> None:
+    world = initialized()
+    world.canary_can_be_ready = False
+    start_release(world)
+    world.command = "promote"
+    world.step()
+    assert world.state.phase is Phase.PROGRESSING and world.command is None  # type: ignore[union-attr]
+    world.command = "promote-full"
+    world.step()
+    assert world.state.phase is Phase.PROMOTING  # type: ignore[union-attr]
+
+
+def test_pause_holds_traffic_and_stops_the_clock_resume_continues() -> None:
+    world = initialized().with_steps(10, 50, hold=20)
+    start_release(world)
+    world.run(10)
+    world.command = "pause"
+    world.run(100)
+    assert world.state.phase is Phase.PAUSED and world.routing == Routing(10)  # type: ignore[union-attr]
+    world.command = "resume"
+    world.run(5)
+    assert world.routing == Routing(10)  # 10 s of the step were left
+    world.run(10)
+    assert world.routing == Routing(50)
+
+
+def test_matching_alert_rolls_back() -> None:
+    world = initialized().with_steps(10, 50, hold=100)
+    start_release(world)
+    world.run(5)
+    world.alert = "CanaryErrors"
+    world.settle()
+    assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
+    assert "CanaryErrors" in world.state.message  # type: ignore[union-attr]
+
+
+def test_commands_outside_a_release_are_consumed_and_change_nothing() -> None:
+    world = initialized()
+    world.command = "abort"
+    decision = world.step()
+    assert decision.command_consumed and decision.actions == ()
+
+
+# --- changes during a release -------------------------------------------------------------------------
+
+
+def test_new_template_mid_release_restarts_from_the_first_step_with_traffic_off_first() -> None:
+    world = initialized().with_steps(10, 50, hold=10)
+    start_release(world)
+    world.run(15)
+    assert world.routing == Routing(50)
+    world.user_hash = "v3"
+    decision = world.step()
+    assert isinstance(decision.actions[0], SetRouting) and decision.actions[0].routing == Routing(0)
+    assert world.state.revision == 2 and world.state.canary_hash == "v3"  # type: ignore[union-attr]
+    world.run(40)
+    assert world.primary_hash == "v3"
+
+
+def test_user_scaling_between_releases_resizes_primary() -> None:
+    world = initialized()
+    world.user_replicas = 5
+    world.settle()
+    assert world.primary_replicas == 5 and world.user_replicas == 0
+
+
+def test_stray_canary_traffic_between_releases_is_removed() -> None:
+    world = initialized()
+    world.routing = Routing(30)
+    world.step()
+    assert world.routing == Routing(0)
+
+
+# --- invalid config and opt-out ------------------------------------------------------------------------
+
+
+def test_invalid_config_changes_nothing_and_warns_once() -> None:
+    world = World(config_error="weir.dev/rollout.router: unknown value. Fix: use nginx")
+    world.step()
+    world.step()
+    assert world.actions == []
+    assert world.state.phase is Phase.INVALID  # type: ignore[union-attr]
+    assert world.events == ["InvalidConfig"]
+
+
+def test_invalid_config_mid_release_freezes_then_resumes_when_fixed() -> None:
+    world = initialized().with_steps(10, 50, hold=10)
+    start_release(world)
+    world.run(3)
+    world.config_error = "bad"
+    world.run(30)
+    assert world.routing == Routing(10) and world.state.phase is Phase.INVALID  # type: ignore[union-attr]
+    world.config_error = None
+    world.step()
+    assert world.state.phase is Phase.PROGRESSING  # type: ignore[union-attr]
+
+
+def test_opt_out_scales_the_deployment_back_before_handing_traffic_over() -> None:
+    world = initialized()
+    world.enabled = False
+    world.settle()
+    assert world.log[-4:] == ["ScaleCanary", "FinalizeRoutes", "DeletePrimary", "ForgetRelease"]
+    assert world.user_replicas == 3 and world.primary_hash is None and world.state is None
+
+
+def test_opt_out_waits_while_the_deployment_is_not_ready() -> None:
+    world = initialized()
+    world.enabled = False
+    world.canary_can_be_ready = False
+    world.run(5)
+    assert world.primary_hash == "v1" and "waiting" in world.state.message  # type: ignore[union-attr]
+
+
+def test_opt_out_of_an_invalid_never_initialized_deployment_forgets_it() -> None:
+    world = World(config_error="bad")
+    world.step()
+    world.enabled = False
+    decision = world.step()
+    assert decision.actions == (ForgetRelease(),) and decision.state is None
+
+
+def test_not_enabled_and_never_managed_does_nothing() -> None:
+    assert decide(None, World(enabled=False).observe()).actions == ()
+
+
+# --- invariants over many random releases ---------------------------------------------------------------
+
+
+def test_random_releases_never_send_traffic_to_an_unready_canary() -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(200):
+        world = initialized(deadline=rng.choice([20.0, 60.0])).with_steps(10, 50, hold=rng.choice([3.0, 10.0]))
+        start_release(world, f"v{rng.randrange(2, 9)}")
+        for _ in range(60):
+            world.verdict = rng.choice([Outcome.PASS, Outcome.CONTINUE, Outcome.NODATA, Outcome.FAIL, None])
+            if rng.random() < 0.1:
+                world.canary_ready = rng.choice([0, 1, world.user_replicas])
+            if rng.random() < 0.05:
+                world.command = rng.choice(["abort", "promote", "pause", "resume", "promote-full"])
+            if rng.random() < 0.03:
+                world.user_hash = f"v{rng.randrange(2, 9)}"
+            world.step()
+            world.now += rng.choice([0.5, 1.0, 5.0])
+        assert world.violations == [], world.violations
+
+
+def test_every_action_kind_is_reachable() -> None:
+    kinds = set()
+    world = initialized().with_steps(10)
+    start_release(world)
+    world.run(30)
+    world.enabled = False
+    world.settle()
+    kinds = {type(a) for a in world.actions}
+    assert {EnsurePrimary, EnsureRoutes, ScaleCanary, SetRouting, ForgetRelease} <= kinds
