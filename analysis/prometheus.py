@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import requests
+import urllib3
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
@@ -63,10 +64,10 @@ class PrometheusSource:
         self.url = url.rstrip("/")
         self.metrics: Preset | CustomMetrics = preset_named(preset) if isinstance(preset, str) else preset
         self.timeout_seconds = timeout_seconds
-        # No retries (and errors raised as themselves): a tick must answer within its timeout, and
-        # the next tick asks again anyway.
+        # No retries: a tick must answer within its timeout, and the next tick asks again anyway.
+        # (read=False lets a read timeout surface as itself rather than as a connection error.)
         self._client = PrometheusConnect(url=self.url, headers=headers, session=session,
-                                         retry=Retry(total=False), timeout=timeout_seconds)
+                                         retry=Retry(total=0, read=False), timeout=timeout_seconds)
 
     @property
     def description(self) -> str:
@@ -146,7 +147,9 @@ class PrometheusSource:
                 f"Prometheus at {self.url} did not answer within {self.timeout_seconds:g} s") from None
         except requests.ConnectionError as error:
             raise QueryFailed(f"cannot reach Prometheus at {self.url}: {_root_cause(error)}") from None
-        except requests.RequestException as error:
+        except requests.JSONDecodeError as error:
+            raise QueryFailed(f"Prometheus at {self.url} sent an unreadable answer: {error}") from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             raise QueryFailed(f"request to Prometheus at {self.url} failed: {error}") from None
         except PrometheusApiClientException as error:
             reason = _prometheus_error(str(error))
