@@ -74,11 +74,13 @@ class Resource:
 
     def delete(self, namespace: str, name: str) -> bool:
         """Delete; False if it was already gone."""
+        # The response (the object, or a Status, depending on the kind and server version) is not
+        # needed; leaving it unparsed avoids depending on which one the server sends.
         try:
             if self.typed:
-                self._call("delete", name, namespace)
+                self._call("delete", name, namespace, _preload_content=False)
             else:
-                self._call("delete", namespace, self.plural, name)
+                self._call("delete", namespace, self.plural, name, _preload_content=False)
         except ApiException as error:
             if error.status == 404:
                 return False

@@ -39,6 +39,41 @@ def user_ingress(**spec_overrides: Any) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": "web", "namespace": "default", "annotations": {"team": "shop"}},
+        "metadata": {"name": "web", "annotations": {"team": "shop"}},
         "spec": spec,
+    }
+
+
+def web_deployment(container_ports: tuple[int, ...] = (8080,)) -> dict[str, Any]:
+    """The user's Deployment `web` (the canary workload: its pods are labelled app=web)."""
+    ports = [
+        {"name": f"http-{port}" if len(container_ports) > 1 else "http", "containerPort": port}
+        for port in container_ports
+    ]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "web:1", "ports": ports}]},
+            },
+        },
+    }
+
+
+def apex_service(selector: dict[str, str] | None = None) -> dict[str, Any]:
+    """The user's own Service `web`, a NodePort one to prove nodePorts are not copied."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "labels": {"team": "shop"}},
+        "spec": {
+            "type": "NodePort",
+            "selector": selector or {"app": "web"},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080, "protocol": "TCP"}],
+        },
     }

@@ -52,9 +52,7 @@ def test_ports_from_a_deployment_name_each_port_when_there_are_several() -> None
 def test_a_single_unnamed_container_port_stays_unnamed() -> None:
     deployment = {"spec": {"template": {"spec": {"containers": [{"ports": [{"containerPort": 8080}]}]}}}}
 
-    assert backends.ports_from_deployment(deployment) == [
-        {"port": 8080, "targetPort": 8080, "protocol": "TCP"}
-    ]
+    assert backends.ports_from_deployment(deployment) == [{"port": 8080, "targetPort": 8080, "protocol": "TCP"}]
 
 
 def test_backend_services_select_one_workload_each_and_belong_to_the_deployment() -> None:
@@ -126,9 +124,7 @@ def test_an_apex_weir_creates_gives_traffic_back_to_the_users_pods_on_release() 
 
 def test_syncing_a_backend_keeps_server_fields_and_restores_selector_and_ports() -> None:
     route = web_route()
-    wanted = backends.backend_service(
-        route, "web-canary", {"app": "web"}, backends.service_ports([{"port": 80}])
-    )
+    wanted = backends.backend_service(route, "web-canary", {"app": "web"}, backends.service_ports([{"port": 80}]))
     drifted = copy.deepcopy(wanted)
     drifted["spec"].update({"clusterIP": "10.0.0.7", "selector": {"app": "other"}, "ports": []})
 

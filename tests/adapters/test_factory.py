@@ -62,13 +62,9 @@ def test_the_nginx_router_refuses_a_custom_cookie_value_before_touching_anything
 
 
 def test_canonical_routing_orders_matches_and_drops_the_default_cookie_value() -> None:
-    routing = Routing(
-        canary_weight=5, matches=(Match(cookie="beta", value="always"), Match(header="x-canary"))
-    )
+    routing = Routing(canary_weight=5, matches=(Match(cookie="beta", value="always"), Match(header="x-canary")))
 
-    assert canonical(routing) == Routing(
-        canary_weight=5, matches=(Match(header="x-canary"), Match(cookie="beta"))
-    )
+    assert canonical(routing) == Routing(canary_weight=5, matches=(Match(header="x-canary"), Match(cookie="beta")))
 
 
 def test_ownership_labels_match_the_controllers_annotation_contract() -> None:

@@ -89,9 +89,7 @@ def test_sync_follows_the_users_rules_but_keeps_the_current_routing() -> None:
 
     synced = nginx.sync_canary_ingress(copy.deepcopy(existing), edited, route)
 
-    assert synced["spec"]["rules"] == [
-        {"host": "new.example", "http": {"paths": [path("web-canary", "/v2")]}}
-    ]
+    assert synced["spec"]["rules"] == [{"host": "new.example", "http": {"paths": [path("web-canary", "/v2")]}}]
     assert synced["metadata"]["annotations"][nginx.WEIGHT] == "25"
 
 
