@@ -13,7 +13,6 @@ from aiohttp import web
 from . import discovery, tables
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
 from .patch import json_patch, merge_patch, strategic_merge_patch
-from .resources import ResourceType
 from .routing import Target, resource_target
 from .selectors import parse_field_selector, parse_label_selector, selector_to_string
 from .storage import JsonObject, Store

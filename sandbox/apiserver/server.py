@@ -21,6 +21,12 @@ from .storage import Store
 T = TypeVar("T")
 
 
+def _bound_port(site: web.TCPSite) -> int:
+    """The port the OS picked for port 0 (aiohttp keeps the listening sockets on its private server)."""
+    server: Any = site._server
+    return int(server.sockets[0].getsockname()[1])
+
+
 class Sandbox:
     """The API emulator on 127.0.0.1 plus the workload controllers that stand in for the kubelet and
     kube-controller-manager.
@@ -60,9 +66,7 @@ class Sandbox:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self._port, reuse_address=True)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = _bound_port(site)
         self.url = f"http://127.0.0.1:{port}"
         self.api.server_address = f"127.0.0.1:{port}"
         # Written last: the file's existence is the "ready to answer" signal for other processes.

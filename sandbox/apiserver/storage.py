@@ -8,6 +8,7 @@ write stores a new dict), so readers may hold on to what they got.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import datetime
 import secrets
@@ -248,8 +249,8 @@ class Store:
             metadata["namespace"] = namespace
         else:
             metadata.pop("namespace", None)
-        for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
-            metadata.pop(key, None)
+        for field_name in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
+            metadata.pop(field_name, None)
         metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = now_timestamp()
         metadata["generation"] = 1
@@ -258,15 +259,15 @@ class Store:
         if rtype.kind == "CustomResourceDefinition":
             new_types = crds.resource_types(obj)
             obj["status"] = crds.established_status(obj, metadata["creationTimestamp"])
-        key = (namespace if rtype.namespaced else "", metadata["name"])
+        object_key = (namespace if rtype.namespaced else "", metadata["name"])
         bucket = self._objects.setdefault(rtype.store_key, {})
-        if key in bucket:
+        if object_key in bucket:
             raise already_exists(rtype.plural, rtype.group, metadata["name"])
         if dry_run:
             metadata["resourceVersion"] = str(self._revision)
             return obj
         metadata["resourceVersion"] = self._bump()
-        bucket[key] = obj
+        bucket[object_key] = obj
         if rtype.kind == "CustomResourceDefinition":
             self.registry.add_all(new_types)
         self._emit("ADDED", rtype, obj, None)
@@ -396,7 +397,7 @@ class Store:
     def _types_by_store(self) -> dict[tuple[str, str], ResourceType]:
         return {t.store_key: t for t in self.registry}
 
-    def _dependents(self, owner_uid: str, namespace: str | None) -> list[tuple[ResourceType, JsonObject]]:
+    def _dependents(self, owner_uid: str, namespace: str | None) -> builtins.list[tuple[ResourceType, JsonObject]]:
         found = []
         for store_key, rtype in self._types_by_store().items():
             for (ns, _), obj in self._objects.get(store_key, {}).items():

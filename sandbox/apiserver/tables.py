@@ -44,7 +44,7 @@ _EXTRA: dict[str, tuple[list[tuple[str, str]], Callable[[JsonObject], list[Any]]
 
 def table(kind: str, objects: list[JsonObject], resource_version: str) -> JsonObject:
     extra_columns, extra_cells = _EXTRA.get(kind, ([], lambda _: []))
-    columns = [("Name", "string")] + extra_columns + [("Age", "string")]
+    columns = [("Name", "string"), *extra_columns, ("Age", "string")]
     definitions = [{"name": name, "type": kind_, "format": "name" if name == "Name" else "", "description": name,
                     "priority": 0} for name, kind_ in columns]
     rows = [{"cells": [obj["metadata"]["name"], *extra_cells(obj), _age(obj)],

@@ -34,7 +34,7 @@ def _check_labels(obj: JsonObject, causes: list[Cause]) -> None:
         return
     for key, value in labels.items():
         if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-            causes.append(Cause(f"metadata.labels", f'Invalid value: "{value}": a valid label value for {key!r} '
+            causes.append(Cause("metadata.labels", f'Invalid value: "{value}": a valid label value for {key!r} '
                                 "must be 63 characters or less, alphanumeric, '-', '_' or '.'"))
 
 

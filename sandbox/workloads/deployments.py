@@ -7,7 +7,7 @@ from typing import Any
 
 from ..apiserver.resources import ResourceType
 from ..apiserver.storage import JsonObject, Store
-from .objects import condition, controller_uid, copy_of, now, owner_reference, parse_time, write_object, write_status
+from .objects import controller_uid, copy_of, now, owner_reference, parse_time, write_object, write_status
 from .rollout import (
     HASH_LABEL,
     REVISION_ANNOTATION,
@@ -104,7 +104,7 @@ class DeploymentSync:
             new = self._create_replicaset(deployment, wanted_hash, target, revision)
             created = True
         else:
-            new = self._scale(new, new_replicaset_target(desired, surge, _counts(new), old_counts + [_counts(new)]))
+            new = self._scale(new, new_replicaset_target(desired, surge, _counts(new), [*old_counts, _counts(new)]))
         targets = old_replicaset_targets(desired, unavailable, _counts(new), old_counts)
         for rs in old:
             if rs["metadata"]["name"] in targets:
@@ -125,7 +125,7 @@ class DeploymentSync:
         return self._scale(new, desired), False
 
     def _sync_revision(self, deployment: JsonObject, new: JsonObject, old: list[JsonObject]) -> None:
-        """The new ReplicaSet carries the highest revision, and the Deployment mirrors it (as `rollout history` shows)."""
+        """The new ReplicaSet carries the highest revision; the Deployment mirrors it (`rollout history`)."""
         highest = max([_revision(rs) for rs in old] + [0])
         revision = _revision(new)
         if revision <= highest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..apiserver.errors import ApiError
@@ -56,10 +57,8 @@ def sync_endpoints(store: Store, namespace: str, name: str) -> None:
                         "subsets": [s for s in subsets.values() if s.get("addresses") or s.get("notReadyAddresses")]}
     current = store.find(endpoints, namespace, name)
     if current is None:
-        try:
+        with contextlib.suppress(ApiError):  # the namespace is going away
             store.create(endpoints, namespace, body)
-        except ApiError:
-            pass  # the namespace is going away
         return
     updated = copy_of(current)
     updated["subsets"] = body["subsets"]

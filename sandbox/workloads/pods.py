@@ -34,7 +34,8 @@ def pod_status(pod: JsonObject, report: PodStatusReport) -> JsonObject:
     running = report.phase == "Running"
     containers = []
     for container in (pod.get("spec") or {}).get("containers") or []:
-        old = next((c for c in previous.get("containerStatuses") or [] if c.get("name") == container.get("name")), {})
+        earlier = previous.get("containerStatuses") or []
+        old: JsonObject = next((c for c in earlier if c.get("name") == container.get("name")), {})
         started_at = ((old.get("state") or {}).get("running") or {}).get("startedAt") or stamp
         state = {"running": {"startedAt": started_at}} if running else \
             {"waiting": {"reason": "ContainerCreating"}} if report.phase == "Pending" else \

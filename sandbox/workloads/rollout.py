@@ -41,7 +41,7 @@ def fenceposts(max_surge: int | str | None, max_unavailable: int | str | None, d
 
 
 def rolling_parameters(spec: Mapping[str, Any]) -> tuple[int, int]:
-    """(maxSurge, maxUnavailable) resolved; Recreate and zero replicas allow no unavailability, like MaxUnavailable()."""
+    """(maxSurge, maxUnavailable) resolved; Recreate and 0 replicas allow no unavailability (MaxUnavailable())."""
     desired = int(spec.get("replicas", 1))
     strategy = spec.get("strategy") or {}
     if strategy.get("type", "RollingUpdate") != "RollingUpdate" or desired == 0:
