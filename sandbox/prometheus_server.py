@@ -314,8 +314,8 @@ class PrometheusServer:
     # data ---------------------------------------------------------------------------------------
 
     def push(self, series: Iterable[Series]) -> None:
-        """Remote-write samples (queryable at once). Prometheus rejects the whole request if any
-        sample is older than about an hour: use `preload` for older history."""
+        """Remote-write samples (queryable at once). Once it holds recent samples, Prometheus rejects
+        the whole request if any sample is older than about an hour: use `preload` for history."""
         body = snappy.compress(encode_write_request(series))
         self._request("/api/v1/write", data=body, what="remote write", headers={
             "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
