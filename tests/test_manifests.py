@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.kube import deployments, ingresses
 from adapters.nginx_ingress import routes_to_service
+from sandbox.apiserver import SandboxThread
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
@@ -232,3 +234,29 @@ def test_the_dockerfile_builds_on_python_slim_and_runs_weir_as_a_numeric_non_roo
     assert users and re.fullmatch(r"[1-9][0-9]*(:[0-9]+)?", users[-1])
     entrypoints = [arg for key, arg in keyed if key == "ENTRYPOINT"]
     assert json.loads(entrypoints[-1]) == ["weir", "run"]
+
+
+def kubectl_apply(kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    """Apply the tree as the README says; the example lands in the kubeconfig's namespace (default)."""
+    command = ["kubectl", "--kubeconfig", str(kubeconfig), "apply", "-R", "-f", str(MANIFESTS)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_applies_the_whole_tree_to_the_emulator_and_reapplying_changes_nothing(
+    sandbox: SandboxThread,
+) -> None:
+    first = kubectl_apply(sandbox.kubeconfig_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count(" created") == len(all_objects())
+
+    again = kubectl_apply(sandbox.kubeconfig_path)
+
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count(" unchanged") == len(all_objects())
+    api = sandbox.api_client()
+    try:
+        assert deployments(api).get("weir-system", "weir-controller") is not None
+        assert ingresses(api).get("default", "web") is not None
+    finally:
+        api.close()

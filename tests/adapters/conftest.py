@@ -1,47 +1,31 @@
-"""A Kubernetes API emulator (sandbox.apiserver) per test module, and a fresh namespace per test holding
-the user's Deployment `web`, whose uid the routers' ownerReferences must carry."""
+"""Each router test gets the shared `kube` target (the API emulator, or the real cluster named by
+WEIR_TEST_KUBECONFIG) with a fresh namespace holding the user's Deployment `web`, whose uid the
+routers' ownerReferences must carry."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from kubernetes.client import ApiClient, CoreV1Api, V1Namespace, V1ObjectMeta
+from kubernetes.client import ApiClient
 
 from adapters.base import Route
 from adapters.kube import deployments
 from tests.adapters.routes import web_deployment, web_route
-
-_namespaces = itertools.count()
+from tests.conftest import KubeTarget
 
 
 @dataclass(frozen=True)
 class Cluster:
     api: ApiClient
-    kubeconfig: str
+    kubeconfig: Path
     namespace: str
     route: Route  # for Deployment `web` in `namespace`, ingress `web`
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[tuple[ApiClient, str]]:
-    from sandbox.apiserver.server import SandboxThread
-
-    # No workload controllers: routers only read and write Services, Ingresses and routes.
-    with SandboxThread(workloads=False) as sandbox:
-        api = sandbox.api_client()
-        try:
-            yield api, str(sandbox.kubeconfig_path)
-        finally:
-            api.close()
-
-
 @pytest.fixture
-def cluster(emulator: tuple[ApiClient, str]) -> Cluster:
-    api, kubeconfig = emulator
-    namespace = f"routers-{next(_namespaces)}"
-    CoreV1Api(api).create_namespace(V1Namespace(metadata=V1ObjectMeta(name=namespace)))
-    created = deployments(api).create(namespace, web_deployment())
-    return Cluster(api, kubeconfig, namespace, web_route(namespace=namespace, uid=created["metadata"]["uid"]))
+def cluster(kube: KubeTarget) -> Cluster:
+    created = deployments(kube.api_client).create(kube.namespace, web_deployment())
+    route = web_route(namespace=kube.namespace, uid=created["metadata"]["uid"])
+    return Cluster(kube.api_client, kube.kubeconfig_path, kube.namespace, route)
