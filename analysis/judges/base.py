@@ -1,0 +1,149 @@
+"""What every judge shares: the protocol the controller calls, option checking, history as arrays."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from analysis.model import Interval, Outcome, Verdict
+
+FloatArray = NDArray[np.float64]
+EvidenceDict = dict[str, float | int | str | bool | None]
+
+ERROR_RATE = "error-rate"
+LATENCY = "latency"
+BUILTIN_METRICS = (ERROR_RATE, LATENCY)
+
+
+class Judge(Protocol):
+    """A pure function of the history: the same intervals always give the same verdicts."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def alpha(self) -> float: ...
+
+    @property
+    def metrics(self) -> tuple[str, ...]: ...
+
+    def evaluate(self, history: Sequence[Interval]) -> list[Verdict]:
+        """One verdict per metric, judging every interval since the canary started (oldest first)."""
+        ...
+
+    def outcomes(self, history: Sequence[Interval]) -> list[Outcome]:
+        """The combined outcome after each look, as if `evaluate` had been called on every prefix."""
+        ...
+
+
+def check_alpha(alpha: float) -> float:
+    if not isinstance(alpha, int | float) or not 0.0 < float(alpha) < 1.0:
+        raise ValueError(f"alpha: must be a probability strictly between 0 and 1, got {alpha!r}")
+    return float(alpha)
+
+
+def check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    chosen = tuple(metrics)
+    if not chosen:
+        raise ValueError(f"metrics: name at least one of {', '.join(BUILTIN_METRICS)}")
+    for metric in chosen:
+        if metric not in BUILTIN_METRICS:
+            raise ValueError(f"metrics: unknown metric {metric!r}; this judge knows {', '.join(BUILTIN_METRICS)}")
+    if len(set(chosen)) != len(chosen):
+        raise ValueError(f"metrics: {list(chosen)} names a metric twice")
+    return chosen
+
+
+def number_option(options: Mapping[str, object], name: str, default: float, *, low: float = 0.0,
+                  high: float = math.inf, inclusive_low: bool = False) -> float:
+    """Read a numeric option, naming the option and the accepted range when it is wrong."""
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
+        raise ValueError(f"{name}: must be a number, got {value!r}")
+    number = float(value)
+    too_low = number < low if inclusive_low else number <= low
+    if too_low or number > high:
+        bracket = "[" if inclusive_low else "("
+        raise ValueError(f"{name}: must be in {bracket}{low}, {high}], got {number}")
+    return number
+
+
+def reject_unknown(options: Mapping[str, object], known: Sequence[str], judge: str) -> None:
+    for name in options:
+        if name not in known:
+            raise ValueError(f"{name}: not an option of the {judge} judge (options: {', '.join(known)})")
+
+
+@dataclass(frozen=True)
+class HistoryArrays:
+    """The history as columns. Latency columns cover the intervals whose buckets match `bounds`."""
+
+    t: FloatArray
+    weight: FloatArray
+    baseline_requests: FloatArray
+    baseline_errors: FloatArray
+    canary_requests: FloatArray
+    canary_errors: FloatArray
+    bounds: tuple[float, ...]
+    has_buckets: NDArray[np.bool_]
+    baseline_buckets: FloatArray  # (intervals, bounds), cumulative; zeros where has_buckets is False
+    canary_buckets: FloatArray
+
+    @property
+    def looks(self) -> int:
+        return int(self.t.size)
+
+
+def as_arrays(history: Sequence[Interval]) -> HistoryArrays:
+    """Columns of the history. Counts below 0 (counter resets) are treated as 0.
+
+    The bucket layout is the first one seen in both arms; an interval with another layout (a changed
+    histogram) carries no latency information rather than being misread.
+    """
+    size = len(history)
+    bounds: tuple[float, ...] = ()
+    for interval in history:
+        if interval.baseline.buckets and interval.canary.buckets:
+            bounds = tuple(b for b, _ in interval.baseline.buckets)
+            break
+    has = np.zeros(size, dtype=bool)
+    base_b = np.zeros((size, len(bounds)))
+    can_b = np.zeros((size, len(bounds)))
+    for i, interval in enumerate(history):
+        if (tuple(b for b, _ in interval.baseline.buckets) == bounds
+                and tuple(b for b, _ in interval.canary.buckets) == bounds and bounds):
+            has[i] = True
+            base_b[i] = [max(0.0, c) for _, c in interval.baseline.buckets]
+            can_b[i] = [max(0.0, c) for _, c in interval.canary.buckets]
+    return HistoryArrays(
+        t=np.array([i.t for i in history], dtype=float),
+        weight=np.array([i.weight for i in history], dtype=float),
+        baseline_requests=np.array([max(0.0, i.baseline.requests) for i in history], dtype=float),
+        baseline_errors=np.array([max(0.0, i.baseline.errors) for i in history], dtype=float),
+        canary_requests=np.array([max(0.0, i.canary.requests) for i in history], dtype=float),
+        canary_errors=np.array([max(0.0, i.canary.errors) for i in history], dtype=float),
+        bounds=bounds,
+        has_buckets=has,
+        baseline_buckets=base_b,
+        canary_buckets=can_b,
+    )
+
+
+def finite_or_none(value: float) -> float | None:
+    """Evidence must stay JSON: infinities and NaN become null."""
+    return float(value) if math.isfinite(value) else None
+
+
+def combined_outcome(outcomes: Sequence[Outcome]) -> Outcome:
+    """The same precedence as `analysis.model.combine`, without building verdicts."""
+    for wanted in (Outcome.FAIL, Outcome.NODATA, Outcome.CONTINUE):
+        if wanted in outcomes:
+            return wanted
+    return Outcome.PASS if outcomes else Outcome.NODATA

@@ -1,0 +1,288 @@
+"""The default judge: anytime-valid e-processes, so looking every interval costs no false rollbacks.
+
+Errors. Within one interval, given how many requests each arm served and how many errors there were
+in all, the canary's number of errors is Binomial(errors, canary share of requests) when both arms
+fail at the same rate (see `stats.shares`). The likelihood ratio of "the canary's error rate is theta
+times the baseline's", mixed over theta > 1, multiplies across intervals into an e-process that stays
+valid when the traffic split changes between intervals. Only "canary worse" can fail.
+
+Latency. Each interval is cut at bucket bounds near the pooled (both arms) median and 90th
+percentile. Given the pooled histogram, which arm each slow request came from follows Fisher's
+noncentral hypergeometric law with the odds ratio of being slow; under "same distribution" the odds
+ratio is 1. The split is chosen from the pooled counts we condition on, so it cannot favour an arm.
+One e-process per cut, mixed over odds ratios > 1 (canary slower); the cuts are averaged.
+
+Pass needs evidence too: a second e-process per metric against "canary worse than the margin"
+(alternatives below it). Alpha is split evenly across metrics (Bonferroni), so `alpha` bounds the
+false-rollback probability of the whole release. Verdicts use the running maximum of each e-process:
+once a boundary has been crossed the decision stands, as it would have for a controller that was
+watching at that moment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logsumexp
+
+from analysis.judges.base import (
+    ERROR_RATE,
+    FloatArray,
+    HistoryArrays,
+    as_arrays,
+    check_alpha,
+    check_metrics,
+    combined_outcome,
+    finite_or_none,
+    number_option,
+    reject_unknown,
+)
+from analysis.model import Interval, Outcome, Verdict
+from analysis.stats.buckets import quantile, split_indices
+from analysis.stats.eprocess import (
+    MixturePrior,
+    RatioGrid,
+    confidence_bounds,
+    log_e_above,
+    log_e_below,
+)
+from analysis.stats.shares import binomial_share_loglr, noncentral_share_loglr
+
+OPTIONS = ("pass_alpha", "error_margin", "latency_margin", "error_floor")
+
+# Rate ratios 2^(k/8) up to 64x either way; odds ratios 2^(k/4) up to 8x.
+ERROR_GRID = RatioGrid(step=math.log(2) / 8, half_width=48)
+LATENCY_GRID = RatioGrid(step=math.log(2) / 4, half_width=12)
+# Where the mixtures put their weight: tuned on the benchmark so that 2x errors and +10% latency are
+# caught fast while larger effects still cross within one or two looks.
+ERROR_PRIOR = MixturePrior(centre=math.log(1.8), spread=0.4)
+LATENCY_PRIOR = MixturePrior(centre=math.log(1.5), spread=0.5)
+INTERVAL_PRIOR = MixturePrior(centre=math.log(2.0), spread=1.0)
+LATENCY_LEVELS = (0.5, 0.9)
+# Requests per arm before "everything fell in one bucket" counts as evidence of no slowdown.
+ONE_BUCKET_MINIMUM = 100.0
+
+
+@dataclass(frozen=True)
+class MetricPath:
+    """Per-look outcome of one metric plus what the final verdict reports."""
+
+    outcomes: list[Outcome]
+    reason: str
+    evidence: dict[str, float | int | str | bool | None]
+
+
+@dataclass(frozen=True)
+class SequentialJudge:
+    alpha: float
+    metrics: tuple[str, ...]
+    pass_alpha: float
+    error_margin: float
+    latency_margin: float
+    error_floor: float
+    name: str = "sequential"
+
+    @classmethod
+    def from_options(cls, alpha: float, metrics: Sequence[str], options: Mapping[str, object]) -> SequentialJudge:
+        reject_unknown(options, OPTIONS, "sequential")
+        checked_alpha = check_alpha(alpha)
+        return cls(
+            alpha=checked_alpha,
+            metrics=check_metrics(metrics),
+            pass_alpha=number_option(options, "pass_alpha", checked_alpha, high=0.5),
+            error_margin=number_option(options, "error_margin", 1.0, high=63.0),
+            latency_margin=number_option(options, "latency_margin", 0.25, high=7.0),
+            error_floor=number_option(options, "error_floor", 0.001, high=0.5),
+        )
+
+    @property
+    def fail_threshold(self) -> float:
+        return math.log(len(self.metrics) / self.alpha)
+
+    @property
+    def pass_threshold(self) -> float:
+        return math.log(len(self.metrics) / self.pass_alpha)
+
+    def evaluate(self, history: Sequence[Interval]) -> list[Verdict]:
+        data = as_arrays(history)
+        verdicts = []
+        for metric in self.metrics:
+            path = self._path(metric, data, with_evidence=True)
+            outcome = path.outcomes[-1] if path.outcomes else Outcome.NODATA
+            reason = path.reason if path.outcomes else "no intervals yet"
+            verdicts.append(Verdict(outcome, metric, reason, path.evidence))
+        return verdicts
+
+    def outcomes(self, history: Sequence[Interval]) -> list[Outcome]:
+        data = as_arrays(history)
+        paths = [self._path(metric, data, with_evidence=False).outcomes for metric in self.metrics]
+        return [combined_outcome([p[i] for p in paths]) for i in range(data.looks)]
+
+    def _path(self, metric: str, data: HistoryArrays, *, with_evidence: bool) -> MetricPath:
+        if metric == ERROR_RATE:
+            return self._errors(data, with_evidence)
+        return self._latency(data, with_evidence)
+
+    def _decide(self, no_data: np.ndarray, worse: FloatArray, better: FloatArray) -> list[Outcome]:
+        failed = np.maximum.accumulate(worse) >= self.fail_threshold
+        passed = np.maximum.accumulate(better) >= self.pass_threshold
+        outcome = np.where(failed, 0, np.where(no_data, 1, np.where(passed, 3, 2)))
+        order = (Outcome.FAIL, Outcome.NODATA, Outcome.CONTINUE, Outcome.PASS)
+        return [order[k] for k in outcome.tolist()]
+
+    def _errors(self, data: HistoryArrays, with_evidence: bool) -> MetricPath:
+        can_req, base_req = data.canary_requests, data.baseline_requests
+        can_err = np.minimum(data.canary_errors, can_req)
+        base_err = np.minimum(data.baseline_errors, base_req)
+        share = np.divide(can_req, can_req + base_req, out=np.zeros_like(can_req), where=(can_req + base_req) > 0)
+        rows = binomial_share_loglr(can_err, can_err + base_err, share, ERROR_GRID.log_ratios)
+        cumulative = np.cumsum(rows, axis=0)
+        margin_index = ERROR_GRID.index_at_or_below(1.0 + self.error_margin)
+        pass_prior = MixturePrior(centre=math.log(ERROR_GRID.ratio(margin_index)), spread=0.5)
+        worse = log_e_above(cumulative, ERROR_GRID.one, ERROR_PRIOR, ERROR_GRID)
+        better = log_e_below(cumulative, margin_index, pass_prior, ERROR_GRID)
+        # "Canary error rate >= floor" against a quarter of it: lets a service with no errors at all pass.
+        n_can, e_can = np.cumsum(can_req), np.cumsum(can_err)
+        floor = self.error_floor
+        below_floor = e_can * math.log(0.25) + (n_can - e_can) * math.log((1 - floor / 4) / (1 - floor))
+        no_data = (np.cumsum(can_req) <= 0) | (np.cumsum(base_req) <= 0)
+        outcomes = self._decide(no_data, worse, np.maximum(better, below_floor))
+        if not with_evidence or not outcomes:
+            return MetricPath(outcomes, "", {})
+
+        tot_can_req, tot_base_req = float(can_req.sum()), float(base_req.sum())
+        tot_can_err, tot_base_err = float(can_err.sum()), float(base_err.sum())
+        can_rate = tot_can_err / tot_can_req if tot_can_req else math.nan
+        base_rate = tot_base_err / tot_base_req if tot_base_req else math.nan
+        ratio = can_rate / base_rate if base_rate and not math.isnan(base_rate) else math.nan
+        lower, upper = confidence_bounds(cumulative[-1], INTERVAL_PRIOR, ERROR_GRID, self.fail_threshold)
+        e_worse = float(np.exp(min(700.0, float(np.max(worse)))))
+        e_better = float(np.exp(min(700.0, float(np.max(better)))))
+        evidence: dict[str, float | int | str | bool | None] = {
+            "e_value_worse": e_worse,
+            "e_value_not_worse": e_better,
+            "e_value_below_floor": float(np.exp(min(700.0, float(np.max(below_floor))))),
+            "fail_at_e": math.exp(self.fail_threshold),
+            "pass_at_e": math.exp(self.pass_threshold),
+            "rate_ratio": finite_or_none(ratio),
+            "rate_ratio_lower": finite_or_none(lower),
+            "rate_ratio_upper": finite_or_none(upper),
+            "margin_ratio": ERROR_GRID.ratio(margin_index),
+            "canary_error_rate": finite_or_none(can_rate),
+            "baseline_error_rate": finite_or_none(base_rate),
+            "canary_requests": tot_can_req,
+            "baseline_requests": tot_base_req,
+            "canary_errors": tot_can_err,
+            "baseline_errors": tot_base_err,
+        }
+        last = outcomes[-1]
+        if last is Outcome.NODATA:
+            empty = "canary" if tot_can_req <= 0 else "baseline"
+            reason = f"no requests reached the {empty} yet"
+        elif last is Outcome.FAIL:
+            reason = (f"canary error rate is higher than the baseline's (e-value {e_worse:.3g} >= "
+                      f"{math.exp(self.fail_threshold):.3g}; rate ratio {_fmt(ratio)}, at least {_fmt(lower)})")
+        elif last is Outcome.PASS:
+            reason = (f"canary error rate is not worse than {ERROR_GRID.ratio(margin_index):.3g}x the baseline's "
+                      f"or below the {floor:.3%} floor (ratio {_fmt(ratio)}, at most {_fmt(upper)})")
+        elif tot_can_err + tot_base_err == 0:
+            reason = f"no errors in either arm yet ({tot_can_req:.0f} canary requests); waiting for evidence"
+        else:
+            reason = (f"no conclusion yet: rate ratio {_fmt(ratio)} within [{_fmt(lower)}, {_fmt(upper)}], "
+                      f"e-value {e_worse:.3g} of {math.exp(self.fail_threshold):.3g} needed to fail")
+        return MetricPath(outcomes, reason, evidence)
+
+    def _latency(self, data: HistoryArrays, with_evidence: bool) -> MetricPath:
+        looks = data.looks
+        has = data.has_buckets & (data.canary_requests > 0) & (data.baseline_requests > 0)
+        no_data = np.cumsum(has) == 0
+        if not data.bounds:
+            outcomes = [Outcome.NODATA] * looks
+            return MetricPath(outcomes, "no latency histogram for this workload", {})
+        can_n = np.where(has, data.canary_buckets[:, -1], 0.0)
+        base_n = np.where(has, data.baseline_buckets[:, -1], 0.0)
+        pooled = data.canary_buckets + data.baseline_buckets
+        cuts = split_indices(pooled, LATENCY_LEVELS)
+        margin_index = LATENCY_GRID.index_at_or_below(1.0 + self.latency_margin)
+        pass_prior = MixturePrior(centre=math.log(LATENCY_GRID.ratio(margin_index)), spread=0.5)
+        worse_by_cut, better_by_cut, informative = [], [], np.zeros(looks, dtype=bool)
+        median_cumulative = np.zeros((looks, LATENCY_GRID.log_ratios.size))
+        for j in range(len(LATENCY_LEVELS)):
+            cut = cuts[:, j]
+            usable = has & (cut >= 0)
+            informative |= usable
+            at = np.where(usable, cut, 0)[:, None]
+            slow_canary = np.where(usable, can_n - np.take_along_axis(data.canary_buckets, at, 1)[:, 0], 0.0)
+            slow_total = np.where(usable, can_n + base_n - np.take_along_axis(pooled, at, 1)[:, 0], 0.0)
+            rows = noncentral_share_loglr(slow_canary, np.where(usable, can_n, 0.0), np.where(usable, base_n, 0.0),
+                                          slow_total, LATENCY_GRID.log_ratios)
+            cumulative = np.cumsum(rows, axis=0)
+            if j == 0:
+                median_cumulative = cumulative
+            worse_by_cut.append(log_e_above(cumulative, LATENCY_GRID.one, LATENCY_PRIOR, LATENCY_GRID))
+            better_by_cut.append(np.maximum.accumulate(
+                log_e_below(cumulative, margin_index, pass_prior, LATENCY_GRID)))
+        worse = logsumexp(np.stack(worse_by_cut), axis=0) - math.log(len(worse_by_cut))
+        better = np.min(np.stack(better_by_cut), axis=0)
+        # Both arms entirely inside one bucket: no slowdown is measurable at this resolution.
+        seen_can, seen_base = np.cumsum(can_n), np.cumsum(base_n)
+        one_bucket = ((np.cumsum(informative) == 0) & (seen_can >= ONE_BUCKET_MINIMUM)
+                      & (seen_base >= ONE_BUCKET_MINIMUM))
+        better = np.where(one_bucket, math.inf, better)
+        outcomes = self._decide(no_data, worse, better)
+        if not with_evidence or not outcomes:
+            return MetricPath(outcomes, "", {})
+
+        can_hist = data.canary_buckets[has].sum(axis=0)
+        base_hist = data.baseline_buckets[has].sum(axis=0)
+        can_p50 = quantile(data.bounds, can_hist.tolist(), 0.5)
+        base_p50 = quantile(data.bounds, base_hist.tolist(), 0.5)
+        can_p90 = quantile(data.bounds, can_hist.tolist(), 0.9)
+        base_p90 = quantile(data.bounds, base_hist.tolist(), 0.9)
+        p50_ratio = can_p50 / base_p50 if can_p50 is not None and base_p50 else None
+        lower, upper = confidence_bounds(median_cumulative[-1], INTERVAL_PRIOR, LATENCY_GRID, self.fail_threshold)
+        e_worse = float(np.exp(min(700.0, float(np.max(worse)))))
+        e_better = float(np.exp(min(700.0, float(better[-1]))))
+        evidence: dict[str, float | int | str | bool | None] = {
+            "e_value_slower": e_worse,
+            "e_value_not_slower": e_better,
+            "fail_at_e": math.exp(self.fail_threshold),
+            "pass_at_e": math.exp(self.pass_threshold),
+            "slow_odds_ratio_lower": finite_or_none(lower),
+            "slow_odds_ratio_upper": finite_or_none(upper),
+            "margin_odds_ratio": LATENCY_GRID.ratio(margin_index),
+            "canary_p50_s": can_p50,
+            "baseline_p50_s": base_p50,
+            "canary_p90_s": can_p90,
+            "baseline_p90_s": base_p90,
+            "p50_ratio": p50_ratio,
+            "canary_requests": float(can_hist[-1]) if can_hist.size else 0.0,
+            "baseline_requests": float(base_hist[-1]) if base_hist.size else 0.0,
+        }
+        last = outcomes[-1]
+        if last is Outcome.NODATA:
+            reason = "no interval yet with latency buckets and requests in both arms"
+        elif last is Outcome.FAIL:
+            reason = (f"canary is slower than the baseline (e-value {e_worse:.3g} >= "
+                      f"{math.exp(self.fail_threshold):.3g}; p50 {_fmt_s(can_p50)} vs {_fmt_s(base_p50)})")
+        elif last is Outcome.PASS and bool(one_bucket[-1]):
+            reason = "every request of both arms fell in one bucket: no slowdown measurable at this resolution"
+        elif last is Outcome.PASS:
+            reason = (f"canary is not slower than the margin (odds of a slow request at most "
+                      f"{LATENCY_GRID.ratio(margin_index):.3g}x the baseline's; p50 {_fmt_s(can_p50)} vs "
+                      f"{_fmt_s(base_p50)})")
+        else:
+            reason = (f"no conclusion yet: p50 {_fmt_s(can_p50)} vs {_fmt_s(base_p50)}, e-value {e_worse:.3g} "
+                      f"of {math.exp(self.fail_threshold):.3g} needed to fail")
+        return MetricPath(outcomes, reason, evidence)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else "unknown"
+
+
+def _fmt_s(value: float | None) -> str:
+    return "unknown" if value is None else f"{value * 1000:.0f}ms"
