@@ -102,8 +102,11 @@ class NginxDataPlane:
             self._write(text)
             self._applied = render(routes, endpoints, layout, 0)
             assert self._process is not None
+            old_workers = _children(self._process.pid)
             os.kill(self._process.pid, signal.SIGHUP)  # what `nginx -s reload` does, minus a process
-            await self._wait_for_generation(self._generation, deadline=time.monotonic() + 10)
+            deadline = time.monotonic() + 10
+            await self._wait_for_generation(self._generation, deadline)
+            await self._wait_until_retired(old_workers, deadline)
             return True
 
     async def stop(self) -> None:
@@ -161,6 +164,16 @@ class NginxDataPlane:
                     raise DataPlaneError(f"nginx did not load configuration {generation}: {self._stderr()}")
                 await asyncio.sleep(0.01)
 
+    async def _wait_until_retired(self, workers: Iterable[int], deadline: float) -> None:
+        """New workers answering is not enough: until an old worker closes its listening socket it
+        still accepts connections and serves them with the old routes."""
+        pending = set(workers)
+        while pending:
+            pending = {pid for pid in pending if not _is_retired(pid)}
+            if pending and time.monotonic() > deadline:
+                raise DataPlaneError(f"old nginx workers {sorted(pending)} kept accepting after the reload")
+            await asyncio.sleep(0.005)
+
     def _stderr(self) -> str:
         tails = []
         for name in ("stderr.log", "error.log"):
@@ -176,6 +189,25 @@ class NginxDataPlane:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         await asyncio.to_thread(process.wait)
+
+
+def _children(pid: int) -> set[int]:
+    """PIDs whose parent is `pid` (kernels without /proc/PID/task/*/children: scan every stat)."""
+    children: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing paren.
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.add(int(stat.parent.name))
+    return children
+
+
+def _is_retired(pid: int) -> bool:
+    """Gone, or retitled: an nginx worker renames itself in the same step that closes its listeners."""
+    try:
+        return b"shutting down" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
 
 
 def _free_port() -> int:
