@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -68,7 +69,7 @@ def prom() -> Iterator[PrometheusServer]:
         yield server
 
 
-def run(prom: PrometheusServer, query: str) -> list[object]:
+def run(prom: PrometheusServer, query: str) -> list[Mapping[str, Any]]:
     return PrometheusSource(prom.url).instant(query, at=NOW)
 
 
@@ -91,7 +92,7 @@ def test_batched_copies_stay_apart_even_with_hostile_values(prom: PrometheusServ
     query = batched_custom_query(template, [("0", {"arm": "web-primary"}), ("1", {"arm": HOSTILE[0]}),
                                             ('2"} or vector(1)', {"arm": "web-primary"})])
     result = run(prom, query)
-    assert sorted(r["metric"]["weir_batch_key"] for r in result) == ['0', '2"} or vector(1)']  # type: ignore[index]
+    assert sorted(r["metric"]["weir_batch_key"] for r in result) == ['0', '2"} or vector(1)']
 
 
 @pytest.mark.real
@@ -143,4 +144,4 @@ def test_string_literal_escapes_quotes_backslashes_and_control_characters() -> N
 def test_release_names_must_be_kubernetes_names(field: str, value: str) -> None:
     names = {"namespace": "shop", "name": "web", "primary": "web-primary", "canary": "web", "ingress": "web"}
     with pytest.raises(ValueError, match=f"^{field}: .*DNS-1123"):
-        ReleaseWindow(**{**names, field: value}, started_at=0.0)  # type: ignore[arg-type]
+        ReleaseWindow(**{**names, field: value}, started_at=0.0)

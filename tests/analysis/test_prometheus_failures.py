@@ -77,7 +77,8 @@ def canned(status: int, body: bytes) -> Iterator[str]:
 
 @pytest.fixture
 def overloaded() -> Iterator[str]:
-    yield from canned(503, b'{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}')
+    yield from canned(503, b'{"status":"error","errorType":"timeout",'
+                           b'"error":"query timed out in expression evaluation"}')
 
 
 @pytest.fixture

@@ -98,8 +98,10 @@ def nginx_series() -> list[Series]:
 def istio_series() -> list[Series]:
     out: list[Series] = []
     for reporter, scale in (("destination", 1.0), ("source", 1000.0)):
-        for workload, rates, latency in (("web-primary", {"200": 9.0, "500": 1.0}, {"50": 5, "250": 8, "+Inf": 10}),
-                                         ("web", {"200": 1.0, "503": 1.0}, {"50": 1, "250": 1.5, "+Inf": 2})):
+        arms: list[tuple[str, dict[str, float], dict[str, float]]] = [
+            ("web-primary", {"200": 9.0, "500": 1.0}, {"50": 5, "250": 8, "+Inf": 10}),
+            ("web", {"200": 1.0, "503": 1.0}, {"50": 1, "250": 1.5, "+Inf": 2})]
+        for workload, rates, latency in arms:
             labels = {"reporter": reporter, "destination_workload_namespace": "shop",
                       "destination_workload": workload}
             out += requests_by_code("istio_requests_total", labels, "response_code",
@@ -111,10 +113,12 @@ def istio_series() -> list[Series]:
 
 def envoy_series() -> list[Series]:
     out: list[Series] = []
-    for cluster, rates, latency in (("shop_web-primary_80", {"200": 15, "503": 0.5}, {"10": 10, "+Inf": 15.5}),
-                                    ("shop_web-canary_80", {"200": 1, "500": 0.5}, {"10": 1, "+Inf": 1.5}),
-                                    ("shop_webx-canary_80", {"500": 100}, {"+Inf": 100}),
-                                    ("other_web-canary_80", {"500": 100}, {"+Inf": 100})):
+    clusters: list[tuple[str, dict[str, Rate], dict[str, float]]] = [
+        ("shop_web-primary_80", {"200": 15, "503": 0.5}, {"10": 10, "+Inf": 15.5}),
+        ("shop_web-canary_80", {"200": 1, "500": 0.5}, {"10": 1, "+Inf": 1.5}),
+        ("shop_webx-canary_80", {"500": 100}, {"+Inf": 100}),
+        ("other_web-canary_80", {"500": 100}, {"+Inf": 100})]
+    for cluster, rates, latency in clusters:
         labels = {"envoy_cluster_name": cluster}
         out += requests_by_code("envoy_cluster_upstream_rq", labels, "envoy_response_code", rates)
         out += buckets("envoy_cluster_upstream_rq_time_bucket", labels, latency)

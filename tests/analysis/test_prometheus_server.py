@@ -36,7 +36,7 @@ def test_remote_write_of_old_samples_is_refused_with_prometheus_reason(prom: Pro
     now = time.time()
     prom.push([Series("recent_total", {"job": "t"}, [(now, 1.0)])])
     week_ago = now - 7 * 86400
-    with pytest.raises(PrometheusError, match="remote write.*HTTP 400.*out of bounds"):
+    with pytest.raises(PrometheusError, match=r"remote write \(HTTP 400\).*out of bounds"):
         prom.push([Series("old_total", {"job": "t"}, [(week_ago, 1.0)])])
 
 
