@@ -60,7 +60,6 @@ LATENCY_GRID = RatioGrid(step=math.log(2) / 4, half_width=12)
 # caught fast while larger effects still cross within one or two looks.
 ERROR_PRIOR = MixturePrior(centre=math.log(1.8), spread=0.4)
 LATENCY_PRIOR = MixturePrior(centre=math.log(1.5), spread=0.5)
-INTERVAL_PRIOR = MixturePrior(centre=math.log(2.0), spread=1.0)
 LATENCY_LEVELS = (0.5, 0.9)
 # Requests per arm before "everything fell in one bucket" counts as evidence of no slowdown.
 ONE_BUCKET_MINIMUM = 100.0
@@ -158,7 +157,7 @@ class SequentialJudge:
         can_rate = tot_can_err / tot_can_req if tot_can_req else math.nan
         base_rate = tot_base_err / tot_base_req if tot_base_req else math.nan
         ratio = can_rate / base_rate if base_rate and not math.isnan(base_rate) else math.nan
-        lower, upper = confidence_bounds(cumulative[-1], INTERVAL_PRIOR, ERROR_GRID, self.fail_threshold)
+        lower, upper = confidence_bounds(cumulative[-1], ERROR_PRIOR, pass_prior, ERROR_GRID, self.fail_threshold)
         e_worse = float(np.exp(min(700.0, float(np.max(worse)))))
         e_better = float(np.exp(min(700.0, float(np.max(better)))))
         evidence: dict[str, float | int | str | bool | None] = {
@@ -243,7 +242,8 @@ class SequentialJudge:
         can_p90 = quantile(data.bounds, can_hist.tolist(), 0.9)
         base_p90 = quantile(data.bounds, base_hist.tolist(), 0.9)
         p50_ratio = can_p50 / base_p50 if can_p50 is not None and base_p50 else None
-        lower, upper = confidence_bounds(median_cumulative[-1], INTERVAL_PRIOR, LATENCY_GRID, self.fail_threshold)
+        lower, upper = confidence_bounds(median_cumulative[-1], LATENCY_PRIOR, pass_prior, LATENCY_GRID,
+                                         self.fail_threshold)
         e_worse = float(np.exp(min(700.0, float(np.max(worse)))))
         e_better = float(np.exp(min(700.0, float(better[-1]))))
         evidence: dict[str, float | int | str | bool | None] = {

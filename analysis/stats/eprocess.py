@@ -87,18 +87,19 @@ def log_e_below(cumulative: FloatArray, null_index: int, prior: MixturePrior, gr
 
 
 def confidence_bounds(
-    cumulative_last: FloatArray, prior: MixturePrior, grid: RatioGrid, log_threshold: float
+    cumulative_last: FloatArray, above: MixturePrior, below: MixturePrior, grid: RatioGrid, log_threshold: float
 ) -> tuple[float, float]:
     """Anytime-valid (lower, upper) bounds on the ratio at the latest look.
 
-    Lower: the largest grid ratio r such that "ratio <= r" is rejected; upper: the smallest r such
-    that "ratio >= r" is rejected. Each side uses the given threshold (so the two-sided level is
+    Lower: the largest grid ratio r such that "ratio <= r" is rejected (mixing `above` it); upper: the
+    smallest r such that "ratio >= r" is rejected (mixing `below` it). Using the judge's own priors
+    keeps the bounds consistent with its fail and pass decisions. Each side uses the given threshold (so the two-sided level is
     2 / exp(log_threshold)). Returns (0, inf) sides when nothing is rejected.
     """
     row = cumulative_last[None, :]
     size = row.shape[1]
-    up = np.array([log_e_above(row, j, prior, grid)[0] for j in range(size)])
-    down = np.array([log_e_below(row, j, prior, grid)[0] for j in range(size)])
+    up = np.array([log_e_above(row, j, above, grid)[0] for j in range(size)])
+    down = np.array([log_e_below(row, j, below, grid)[0] for j in range(size)])
     rejected_low = np.flatnonzero(up >= log_threshold)
     rejected_high = np.flatnonzero(down >= log_threshold)
     lower = grid.ratio(int(rejected_low.max())) if rejected_low.size else 0.0
