@@ -93,8 +93,8 @@ def confidence_bounds(
 
     Lower: the largest grid ratio r such that "ratio <= r" is rejected (mixing `above` it); upper: the
     smallest r such that "ratio >= r" is rejected (mixing `below` it). Using the judge's own priors
-    keeps the bounds consistent with its fail and pass decisions. Each side uses the given threshold (so the two-sided level is
-    2 / exp(log_threshold)). Returns (0, inf) sides when nothing is rejected.
+    keeps the bounds consistent with its fail and pass decisions. Each side uses the given threshold
+    (so the two-sided level is 2 / exp(log_threshold)). Returns (0, inf) sides when nothing is rejected.
     """
     row = cumulative_last[None, :]
     size = row.shape[1]
