@@ -58,7 +58,7 @@ class WatchEvent:
     old: JsonObject | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # identity: each live watch is its own subscriber
 class Watcher:
     """A live watch: filters the store's events and queues what this client asked for."""
 
