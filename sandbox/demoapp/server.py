@@ -26,6 +26,7 @@ class DemoApp:
     metrics: RequestMetrics = field(default_factory=RequestMetrics)
     started_at: float = field(default_factory=time.monotonic)
     shutting_down: bool = False
+    in_flight: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
     def is_ready(self) -> bool:
@@ -59,7 +60,11 @@ async def _serve(request: web.Request) -> web.Response:
     demo = request.app[_APP_KEY]
     started = time.perf_counter()
     delay = _requested_delay(request)
-    await asyncio.sleep(demo.sample_latency_seconds() if delay is None else delay)
+    demo.in_flight += 1
+    try:
+        await asyncio.sleep(demo.sample_latency_seconds() if delay is None else delay)
+    finally:
+        demo.in_flight -= 1
     failed = demo.rng.random() < demo.settings.error_rate
     status = 500 if failed else 200
     body = {"version": demo.settings.version, "pod": demo.settings.pod_name, "ok": not failed}
@@ -83,6 +88,7 @@ async def _metrics(request: web.Request) -> web.Response:
     gauges = (
         Gauge("demoapp_info", "The running version.", 1.0, (("version", demo.settings.version),)),
         Gauge("demoapp_degraded", "1 when started with DEGRADED=true.", float(demo.settings.degraded)),
+        Gauge("demoapp_requests_in_flight", "Application requests being answered now.", float(demo.in_flight)),
     )
     text = demo.metrics.exposition(gauges)
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
