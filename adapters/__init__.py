@@ -12,6 +12,8 @@ from kubernetes.client import ApiClient
 
 from adapters.base import Match, OwnerRef, Route, Router, RouterError, Routing
 from adapters.detection import detect_router
+from adapters.gateway import GatewayRouter
+from adapters.istio import IstioRouter
 from adapters.nginx import NginxRouter
 from adapters.routing import canonical
 from adapters.service import ServiceRouter
@@ -19,6 +21,8 @@ from adapters.service import ServiceRouter
 ROUTERS: dict[str, Callable[[ApiClient], Router]] = {
     "service": ServiceRouter,
     "nginx": NginxRouter,
+    "gateway": GatewayRouter,
+    "istio": IstioRouter,
 }
 
 

@@ -23,20 +23,23 @@ def _list_if_installed(resource: Resource, namespace: str) -> list[Obj]:
 
 def detect_router(api: ApiClient, namespace: str, name: str) -> str:
     """`nginx` if an Ingress routes to Service `name`, else `gateway` if an HTTPRoute does, else
-    `istio` if a VirtualService does, else `service`."""
+    `istio` if a VirtualService does, else `service`. An HTTPRoute or VirtualService Weir has already
+    split (it names `<name>-primary` instead) counts too, so detection is stable across a release."""
+    sent_to = (name, f"{name}-primary")
     if find_ingress(ingresses(api).list(namespace), name) is not None:
         return "nginx"
     httproutes = custom(api, gateway_httproute.GROUP, gateway_httproute.VERSION, gateway_httproute.PLURAL)
     if any(
-        gateway_httproute.references_service(item, name) for item in _list_if_installed(httproutes, namespace)
+        gateway_httproute.references_service(item, service)
+        for item in _list_if_installed(httproutes, namespace)
+        for service in sent_to
     ):
         return "gateway"
-    virtualservices = custom(
-        api, istio_virtualservice.GROUP, istio_virtualservice.VERSION, istio_virtualservice.PLURAL
-    )
+    virtualservices = custom(api, istio_virtualservice.GROUP, istio_virtualservice.VERSION, istio_virtualservice.PLURAL)
     if any(
-        istio_virtualservice.references_service(item, name, namespace)
+        istio_virtualservice.references_service(item, service, namespace)
         for item in _list_if_installed(virtualservices, namespace)
+        for service in sent_to
     ):
         return "istio"
     return "service"
