@@ -1,0 +1,122 @@
+"""The controller's Kubernetes I/O: Deployments and Events as plain dicts through the official client.
+
+Thin on purpose: no policy here. Writes that record state carry the resourceVersion they were computed
+from, so a stale decision is rejected (409) instead of overwriting a newer one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api
+from kubernetes.client.exceptions import ApiException
+
+Obj = dict[str, Any]
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class Conflict(Exception):
+    """The object changed since it was read; the caller re-reads and decides again."""
+
+
+class Cluster:
+    def __init__(self, api: ApiClient, component: str = "weir") -> None:
+        self.api = api
+        # Typed as Any: we send and receive plain dicts (_preload_content=False), not the model classes.
+        self.apps: Any = AppsV1Api(api)
+        self.core: Any = CoreV1Api(api)
+        self.component = component
+
+    # --- Deployments ---------------------------------------------------------------------------------
+
+    def get_deployment(self, namespace: str, name: str) -> Obj | None:
+        try:
+            response = self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(json.loads(response.data))
+
+    def patch_deployment(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Obj:
+        try:
+            response = self.apps.patch_namespaced_deployment(
+                name, namespace, dict(patch), _content_type=MERGE_PATCH, _preload_content=False)
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"deployment {namespace}/{name} changed") from error
+            raise
+        return dict(json.loads(response.data))
+
+    def write_annotations(self, deployment: Mapping[str, Any], changes: Mapping[str, str | None]) -> Obj:
+        """Set (or, with None, remove) annotations, only if the Deployment is unchanged since it was read."""
+        meta = deployment["metadata"]
+        patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "annotations": dict(changes)}}
+        return self.patch_deployment(meta["namespace"], meta["name"], patch)
+
+    def scale(self, namespace: str, name: str, replicas: int) -> None:
+        self.patch_deployment(namespace, name, {"spec": {"replicas": replicas}})
+
+    def create_deployment(self, body: Mapping[str, Any]) -> Obj:
+        namespace = body["metadata"]["namespace"]
+        response = self.apps.create_namespaced_deployment(namespace, dict(body), _preload_content=False)
+        return dict(json.loads(response.data))
+
+    def replace_deployment(self, body: Mapping[str, Any]) -> Obj:
+        meta = body["metadata"]
+        try:
+            response = self.apps.replace_namespaced_deployment(
+                meta["name"], meta["namespace"], dict(body), _preload_content=False)
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"deployment {meta['namespace']}/{meta['name']} changed") from error
+            raise
+        return dict(json.loads(response.data))
+
+    def delete_deployment(self, namespace: str, name: str) -> bool:
+        try:
+            self.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Background")
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    # --- Events --------------------------------------------------------------------------------------
+
+    def emit(self, deployment: Mapping[str, Any], reason: str, message: str, warning: bool = False,
+             dedupe_key: str = "") -> None:
+        """An Event on the Deployment. Its name derives from `dedupe_key`, so repeating the same
+        decision after a crash does not record it twice."""
+        meta = deployment["metadata"]
+        digest = hashlib.sha256(f"{meta['uid']}|{dedupe_key}|{reason}|{message}".encode()).hexdigest()[:16]
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.weir.{digest}", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "reason": reason,
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)
+        except ApiException as error:
+            if error.status != 409:  # 409: this very decision was already recorded
+                raise
+
+    def events_for(self, namespace: str, name: str) -> list[Obj]:
+        response = self.core.list_namespaced_event(namespace, _preload_content=False)
+        items = json.loads(response.data).get("items") or []
+        return [item for item in items if item.get("involvedObject", {}).get("name") == name]

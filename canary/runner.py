@@ -1,0 +1,108 @@
+"""`weir run`: the controller process (watches, workers, scheduler, HTTP server)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from kubernetes import client, config
+
+from canary import logs
+from canary.controller import Controller
+from canary.judging import Judge, ReadinessJudge
+from canary.server import build_app
+
+log = logging.getLogger("weir.run")
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser("run", help="run the controller")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, then ~/.kube/config)")
+    parser.add_argument("--context", help="kubeconfig context")
+    parser.add_argument("--namespace", "-n", action="append", default=[],
+                        help="watch this namespace (repeatable; default: all namespaces)")
+    parser.add_argument("--listen", default="0.0.0.0:8080", help="HOST:PORT for health, metrics and alerts")
+    parser.add_argument("--port-file", help="write the bound port here once listening (for --listen HOST:0)")
+    parser.add_argument("--prometheus", help="Prometheus URL for canary analysis (default: readiness only)")
+    parser.add_argument("--webhook-token-file", help="file holding the bearer token for /alerts")
+    parser.add_argument("--webhook-token-secret", help="NAMESPACE/NAME[/KEY] of a Secret holding the token")
+    parser.add_argument("--workers", type=int, default=4, help="parallel reconciles")
+    parser.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
+    parser.add_argument("--log-level", default="info")
+    parser.set_defaults(handler=run)
+
+
+def load_api(kubeconfig: str | None, context: str | None = None) -> client.ApiClient:
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig, context=context)
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config(context=context)
+
+
+def make_judge(prometheus: str | None) -> Judge:
+    if not prometheus:
+        return ReadinessJudge()
+    from canary.analysis_judge import AnalysisJudge
+
+    return AnalysisJudge(prometheus)
+
+
+def token_source(args: argparse.Namespace, api: client.ApiClient) -> Any:
+    if args.webhook_token_file:
+        path = Path(args.webhook_token_file)
+        return lambda: path.read_text().strip() if path.exists() else None
+    if args.webhook_token_secret:
+        parts = args.webhook_token_secret.split("/")
+        namespace, name, key = parts[0], parts[1], parts[2] if len(parts) > 2 else "token"
+        core = client.CoreV1Api(api)
+
+        def from_secret() -> str | None:
+            import base64
+
+            secret = core.read_namespaced_secret(name, namespace)
+            value = (secret.data or {}).get(key)
+            return base64.b64decode(value).decode().strip() if value else None
+
+        return from_secret
+    return lambda: None
+
+
+def run(args: argparse.Namespace) -> int:
+    logs.setup(args.log_level)
+    api = load_api(args.kubeconfig, args.context)
+    controller = Controller(api, args.namespace, judge=make_judge(args.prometheus), workers=args.workers,
+                            resync_seconds=args.resync)
+    host, _, port = args.listen.rpartition(":")
+    app = build_app(controller, token_source(args, api))
+    controller.start()
+    log.info("controller started", extra={"namespaces": args.namespace or ["*"], "listen": args.listen})
+    try:
+        asyncio.run(_serve(app, host or "0.0.0.0", int(port), args.port_file))
+    finally:
+        controller.stop()
+    return 0
+
+
+async def _serve(app: web.Application, host: str, port: int, port_file: str | None) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server: Any = site._server  # aiohttp keeps the bound socket here; needed when listening on port 0
+    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else port
+    if port_file:
+        Path(port_file).write_text(str(bound))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()

@@ -1,0 +1,97 @@
+"""The controller's HTTP face: /healthz, /readyz, /metrics and the Alertmanager webhook at /alerts."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+
+from aiohttp import web
+
+from canary.controller import Controller
+from canary.webhook import PayloadError, parse_payload
+
+log = logging.getLogger("weir.server")
+
+MAX_BODY_BYTES = 1 << 20  # Alertmanager batches are small; anything near this is not one
+
+
+def build_app(controller: Controller, token: Callable[[], str | None]) -> web.Application:
+    """`token` returns the webhook's bearer token (read from a file or Secret), or None if unset."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if controller.synced.is_set():
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="waiting for the first list of Deployments\n")
+
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(text=render_metrics(controller), content_type="text/plain", charset="utf-8")
+
+    async def alerts(request: web.Request) -> web.Response:
+        expected = token()
+        if not expected:
+            return _problem(503, "the alert webhook is disabled: no bearer token is configured "
+                                 "(--webhook-token-file or --webhook-token-secret)")
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            return _problem(401, "missing or wrong bearer token in the Authorization header")
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return _problem(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _problem(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _problem(400, f"body is not JSON: {exc}")
+        try:
+            parsed = parse_payload(body)
+        except PayloadError as exc:
+            return _problem(422, str(exc))
+        matched = controller.take_alerts(parsed)
+        log.info("alerts received", extra={"alerts": len(parsed), "rolling_back": matched})
+        return web.json_response({"received": len(parsed), "rollingBack": matched})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/alerts", alerts)
+    return app
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def render_metrics(controller: Controller) -> str:
+    stats = controller.stats
+    phases = Counter(stats.phases.values())
+    lines = [
+        "# HELP weir_reconciles_total Reconciles run, by result.",
+        "# TYPE weir_reconciles_total counter",
+        f'weir_reconciles_total{{result="ok"}} {stats.reconciles - stats.reconcile_errors - stats.conflicts}',
+        f'weir_reconciles_total{{result="error"}} {stats.reconcile_errors}',
+        f'weir_reconciles_total{{result="conflict"}} {stats.conflicts}',
+        "# HELP weir_reconcile_seconds_total Time spent reconciling.",
+        "# TYPE weir_reconcile_seconds_total counter",
+        f"weir_reconcile_seconds_total {stats.reconcile_seconds:.6f}",
+        "# HELP weir_actions_total Actions executed on the cluster.",
+        "# TYPE weir_actions_total counter",
+        f"weir_actions_total {stats.actions}",
+        "# HELP weir_alerts_received_total Alerts received on the webhook, and those that matched a release.",
+        "# TYPE weir_alerts_received_total counter",
+        f"weir_alerts_received_total {stats.alerts_received}",
+        f"weir_alerts_matched_total {stats.alerts_matched}",
+        "# HELP weir_releases Deployments managed by Weir, by phase.",
+        "# TYPE weir_releases gauge",
+    ]
+    lines += [f'weir_releases{{phase="{phase}"}} {count}' for phase, count in sorted(phases.items())]
+    lines.append(f"weir_work_queue_depth {len(controller.queue)}")
+    return "\n".join(lines) + "\n"
