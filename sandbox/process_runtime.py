@@ -152,6 +152,7 @@ class ProcessRuntime:
         self._command = tuple(command)
         self._own_log_dir = log_dir is None
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="weir-pods-"))
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self._pods: dict[tuple[str, str], _RunningPod] = {}
         self._session: aiohttp.ClientSession | None = None
 

@@ -16,8 +16,6 @@ from sandbox.demoapp import DemoAppSettings
 from sandbox.loadgen import send
 from tests.sandbox_full.conftest import ROOT, DemoProcess, wait_for
 
-pytestmark = pytest.mark.real
-
 _SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
 
