@@ -1,4 +1,5 @@
-"""One spelling for equivalent Routings, so a weight set and the weight read back compare equal."""
+"""One spelling for equivalent Routings, so a routing set and the routing read back compare equal
+whichever router wrote it."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ from dataclasses import replace
 
 from adapters.base import Match, Routing
 
+ALWAYS = "always"
+
 
 def canonical_match(match: Match) -> Match:
-    # A cookie match with no value means "the cookie is `always`" (adapters.base.Match).
-    if match.cookie and match.value == "always":
-        return replace(match, value=None)
+    # Header names are case-insensitive (Istio stores them lower-case), and a header or cookie match
+    # with no value means "set to `always`" (adapters.base.Match), so both spellings become one.
+    if match.header:
+        match = replace(match, header=match.header.lower())
+    if match.value == ALWAYS:
+        match = replace(match, value=None)
     return match
 
 
@@ -18,6 +24,11 @@ def canonical(routing: Routing) -> Routing:
     """`routing` with matches in a fixed order (headers, then cookies) and defaults left implicit."""
     matches = sorted(
         (canonical_match(match) for match in routing.matches),
-        key=lambda match: (match.cookie is not None, match.header or match.cookie or "", match.value or ""),
+        key=lambda match: (
+            match.cookie is not None,
+            match.header or match.cookie or "",
+            match.value or "",
+            match.pattern or "",
+        ),
     )
     return Routing(canary_weight=routing.canary_weight, matches=tuple(matches))

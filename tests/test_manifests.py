@@ -169,8 +169,7 @@ def test_the_webhook_token_is_a_secret_file_at_var_run_weir() -> None:
     assert mount["readOnly"] is True
     assert secret["secretName"] == "weir-webhook-token"
     assert [item["path"] for item in secret["items"]] == ["webhook-token"]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["WEIR_WEBHOOK_TOKEN_FILE"] == "/var/run/weir/webhook-token"
+    assert "--webhook-token-file=/var/run/weir/webhook-token" in container["args"]
 
 
 def test_the_controller_service_reaches_the_metrics_and_webhook_port() -> None:
@@ -260,3 +259,14 @@ def test_kubectl_applies_the_whole_tree_to_the_emulator_and_reapplying_changes_n
         assert ingresses(api).get("default", "web") is not None
     finally:
         api.close()
+
+
+def test_the_controllers_arguments_are_flags_weir_run_accepts() -> None:
+    from canary.cli import build_parser
+
+    (container,) = containers(one("Deployment", "weir-controller"))
+
+    parsed = build_parser().parse_args(["run", *container["args"]])
+
+    assert parsed.webhook_token_file == "/var/run/weir/webhook-token"
+    assert parsed.listen.endswith(":8080")
