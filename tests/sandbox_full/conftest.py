@@ -128,3 +128,31 @@ def pod(name: str, labels: Mapping[str, str], port: int, *, ready: bool = True, 
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata,
             "status": {"phase": "Running", "podIP": "127.0.0.1",
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def listening_addresses(pid: int) -> set[str]:
+    """Local addresses (ip:port, hex-decoded) of the TCP sockets `pid` listens on."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    found = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN
+                address, port = local.split(":")
+                found.add(f"{_ip(address, width)}:{int(port, 16)}")
+    return found
+
+
+def _ip(hex_address: str, width: int) -> str:
+    raw = bytes.fromhex(hex_address)
+    if width == 8:
+        return ".".join(str(b) for b in reversed(raw))
+    return socket.inet_ntop(socket.AF_INET6, b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))

@@ -10,7 +10,16 @@ import pytest
 
 from sandbox.dataplane import NginxDataPlane
 from sandbox.loadgen import LoadGenerator, LoadSpec, send
-from tests.sandbox_full.conftest import DemoProcess, canary_ingress, ingress, kill, pod, service, spawn_demo_app
+from tests.sandbox_full.conftest import (
+    DemoProcess,
+    canary_ingress,
+    ingress,
+    kill,
+    listening_addresses,
+    pod,
+    service,
+    spawn_demo_app,
+)
 
 pytestmark = pytest.mark.real
 
@@ -120,6 +129,11 @@ async def test_services_route_by_their_dns_names(nginx_plane: NginxDataPlane,
     unknown = await send(nginx_plane.url + "/", 3, rate=100, headers={"Host": "nowhere.example.com"})
     assert idle.by_code == {503: 3}
     assert unknown.by_code == {404: 3}
+
+
+async def test_nginx_listens_on_one_loopback_port_only(nginx_plane: NginxDataPlane) -> None:
+    assert nginx_plane.pid is not None
+    assert listening_addresses(nginx_plane.pid) == {f"127.0.0.1:{nginx_plane.port}"}
 
 
 async def test_invalid_canary_is_reported_and_main_keeps_serving(
