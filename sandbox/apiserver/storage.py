@@ -152,6 +152,10 @@ class Store:
         """In-process controllers: called synchronously for every change, in order."""
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def open_watch(self, rtype: ResourceType, namespace: str | None, since: int | None,
                    labels: LabelSelector, fields: FieldSelector) -> Watcher:
         """Start a watch: replay from `since` (410 Gone if compacted away) or list as ADDED when unset/0."""

@@ -90,10 +90,22 @@ class Workloads:
         elif (group, plural) == ("", "pods"):
             self.pods.on_event(event)
             self._add_owner(event.object, "ReplicaSet", "replicaset")
+            if event.type == "DELETED":
+                self._wake_deployment_of(event.object)
             for service in self.store.list(self.store.registry.resource("", "services"), namespace):
                 self.add(("service", namespace, service["metadata"]["name"]))
         elif (group, plural) == ("", "services"):
             self.add(("service", namespace, name))
+
+    def _wake_deployment_of(self, pod: dict[str, Any]) -> None:
+        """Recreate waits for old pods to vanish, which changes no ReplicaSet status: wake the Deployment."""
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != "ReplicaSet":
+            return
+        namespace = pod["metadata"].get("namespace", "")
+        rs = self.store.find(self.store.registry.resource("apps", "replicasets"), namespace, str(ref.get("name")))
+        if rs is not None:
+            self._add_owner(rs, "Deployment", "deployment")
 
     def _add_owner(self, obj: dict[str, Any], kind: str, what: str) -> None:
         ref = controller_ref(obj)
