@@ -49,13 +49,6 @@ class Grid:
     def size(self) -> int:
         return round((self.last - self.first) / self.step) + 1
 
-    def index(self, timestamp: float) -> int | None:
-        position = (timestamp - self.first) / self.step
-        index = round(position)
-        if abs(position - index) > 1e-6 or not 0 <= index < self.size:
-            return None
-        return index
-
     def end(self, index: int) -> float:
         return self.first + index * self.step
 
@@ -130,12 +123,17 @@ class Tally:
     def arm(self, key: ReleaseKey, arm: Arm) -> _ArmTally:
         return self._arms[(key, arm)]
 
-    def _points(self, series: RangeSeries) -> Iterable[tuple[int, float]]:
+    def _points(self, series: RangeSeries) -> list[tuple[int, float]]:
+        # The hot loop of a tick (every point of every series): plain locals, no method calls.
+        first, step, size = self.grid.first, self.grid.step, self.grid.size
+        points: list[tuple[int, float]] = []
         for timestamp, raw in series.get("values", []):
-            index = self.grid.index(float(timestamp))
+            position = (float(timestamp) - first) / step
+            index = round(position)
             value = float(raw)
-            if index is not None and math.isfinite(value):
-                yield index, value
+            if 0 <= index < size and abs(position - index) <= 1e-6 and math.isfinite(value):
+                points.append((index, value))
+        return points
 
     def _owners(self, preset: Preset, labels: Mapping[str, str]) -> Iterable[_ArmTally]:
         # Only releases in the series' namespace can own it; envoy has no namespace label, so all.
@@ -191,8 +189,12 @@ class Tally:
             for index, value in self._points(series):
                 target[index] += value
 
-    def history(self, window: ReleaseWindow, source: str) -> History:
-        """The release's full intervals, oldest first; an error if neither arm has any series."""
+    def seen(self, window: ReleaseWindow) -> bool:
+        """Whether any series of either arm came back at all (none usually means a misconfiguration)."""
+        return self.arm(window.key, Arm.BASELINE).seen or self.arm(window.key, Arm.CANARY).seen
+
+    def intervals(self, window: ReleaseWindow) -> list[Interval]:
+        """The release's full intervals on this grid, oldest first."""
         baseline, canary = self.arm(window.key, Arm.BASELINE), self.arm(window.key, Arm.CANARY)
         first = first_full_interval_end(window.started_at, self.grid.step)
         intervals: list[Interval] = []
@@ -204,12 +206,14 @@ class Tally:
             total = base.requests + can.requests
             weight = 100.0 * can.requests / total if total > 0 else 0.0
             intervals.append(Interval(t=end - window.started_at, weight=weight, baseline=base, canary=can))
-        if intervals and not (baseline.seen or canary.seen):
-            return History(error=(
-                f"no series for {window.primary} or {window.canary} in namespace {window.namespace} "
-                f"from {source}: check that Prometheus scrapes them and that the labels fit the preset"
-            ))
-        return History(intervals=intervals)
+        return intervals
+
+
+def no_series(window: ReleaseWindow, source: str) -> History:
+    return History(error=(
+        f"no series for {window.primary} or {window.canary} in namespace {window.namespace} "
+        f"from {source}: check that Prometheus scrapes them and that the labels fit the preset"
+    ))
 
 
 def _bucket_bound(raw: str | None, unit_seconds: float) -> float | None:

@@ -6,7 +6,8 @@
 
 One analysis tick sends one range query per kind of data (requests by status code, latency
 buckets) for all releases together, whatever their number: the preset's `sum by (...)` keeps the
-labels that tell releases and arms apart, and the split happens here. Custom PromQL is batched the
+labels that tell releases and arms apart, and the split happens here. Intervals that ended more
+than `settle_seconds` ago are kept between ticks, so a tick asks only for the recent ones. Custom PromQL is batched the
 same way (every release's copy tagged and joined with `or`). A long range is cut into pieces of at
 most `MAX_POINTS` steps, the limit Prometheus puts on one range query.
 
@@ -19,8 +20,10 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +32,17 @@ import urllib3
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from analysis.history import Grid, History, RangeSeries, ReleaseKey, Tally, grid_for
+from analysis.history import (
+    Grid,
+    History,
+    RangeSeries,
+    ReleaseKey,
+    Tally,
+    first_full_interval_end,
+    grid_for,
+    no_series,
+)
+from analysis.model import Interval
 from analysis.queries import (
     Arm,
     CustomMetrics,
@@ -42,6 +55,12 @@ from analysis.queries import (
 from analysis.queries import preset as preset_named
 
 MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series in one range query
+
+
+@dataclass(frozen=True)
+class _Settled:
+    intervals: list[Interval]
+    seen: bool
 
 
 class QueryFailed(Exception):
@@ -57,10 +76,18 @@ class PrometheusSource:
     """
 
     def __init__(self, url: str, preset: str | Preset | CustomMetrics = "app", *,
-                 timeout_seconds: float = 2.0, session: requests.Session | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 timeout_seconds: float = 2.0, settle_seconds: float = 60.0,
+                 session: requests.Session | None = None, headers: dict[str, str] | None = None) -> None:
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds: {timeout_seconds!r} must be positive")
+        if settle_seconds < 0:
+            raise ValueError(f"settle_seconds: {settle_seconds!r} must not be negative")
+        self.settle_seconds = settle_seconds
+        # Intervals that ended more than settle_seconds ago, per release: later ticks ask only for
+        # what came after them, so a tick's cost does not grow with how long releases have run.
+        self._settled: dict[ReleaseWindow, _Settled] = {}
+        self._settled_step = 0.0
+        self._last_now = -math.inf
         self.url = url.rstrip("/")
         self.metrics: Preset | CustomMetrics = preset_named(preset) if isinstance(preset, str) else preset
         self.timeout_seconds = timeout_seconds
@@ -84,15 +111,41 @@ class PrometheusSource:
         keys = [w.key for w in windows]
         if len(set(keys)) != len(keys):
             raise ValueError("windows: each (namespace, name) may appear only once")
+        if step_seconds != self._settled_step or now < self._last_now:
+            self._settled, self._settled_step = {}, step_seconds
+        self._last_now = now
+        self._settled = {w: self._settled[w] for w in windows if w in self._settled}  # forget ended releases
         grid = grid_for(windows, now, step_seconds)
         if grid is None:
             return {w.key: History() for w in windows}
-        tally = Tally(windows, grid)
-        try:
-            self._fill(tally, windows, grid)
-        except QueryFailed as failure:
-            return {w.key: History(error=str(failure)) for w in windows}
-        return {w.key: tally.history(w, self.description) for w in windows}
+        first = min(self._first_unsettled(w, step_seconds) for w in windows)
+        tally = Tally(windows, Grid(first, grid.last, step_seconds)) if first <= grid.last else None
+        if tally is not None:
+            try:
+                self._fill(tally, windows, tally.grid)
+            except QueryFailed as failure:
+                return {w.key: History(error=str(failure)) for w in windows}
+        return {w.key: self._history(w, tally, now) for w in windows}
+
+    def _first_unsettled(self, window: ReleaseWindow, step: float) -> float:
+        settled = self._settled.get(window)
+        if settled is None or not settled.intervals:
+            return first_full_interval_end(window.started_at, step)
+        return round((window.started_at + settled.intervals[-1].t) / step) * step + step
+
+    def _history(self, window: ReleaseWindow, tally: Tally | None, now: float) -> History:
+        """Settled intervals plus fresh ones; what has now settled is kept for the next tick."""
+        old = self._settled.get(window, _Settled([], False))
+        fresh = [] if tally is None else tally.intervals(window)
+        if old.intervals:
+            fresh = [i for i in fresh if i.t > old.intervals[-1].t + 1e-6]
+        intervals = old.intervals + fresh
+        seen = old.seen or (tally is not None and tally.seen(window))
+        horizon = now - self.settle_seconds - window.started_at
+        self._settled[window] = _Settled([i for i in intervals if i.t <= horizon + 1e-6], seen)
+        if intervals and not seen:
+            return no_series(window, self.description)
+        return History(intervals=intervals)
 
     async def histories_async(self, windows: Sequence[ReleaseWindow], now: float,
                               step_seconds: float = 10.0) -> dict[ReleaseKey, History]:

@@ -11,6 +11,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -249,6 +250,18 @@ def test_a_range_longer_than_one_query_allows_is_fetched_in_pieces(prom: Prometh
     pieces = PrometheusSource(prom.url, "app", session=session).histories([window()], now=END, step_seconds=STEP)
     assert len(calls) == 2 * math.ceil(30 / 7)
     assert pieces == whole
+
+
+def test_later_ticks_ask_only_for_intervals_that_had_not_settled(prom: PrometheusServer) -> None:
+    session, calls = counting_session()
+    source = PrometheusSource(prom.url, "app", session=session, settle_seconds=60)
+    source.histories([window()], now=T0 + 200, step_seconds=STEP)
+    calls.clear()
+    later = source.histories([window()], now=END, step_seconds=STEP)
+    # Intervals ending by T0+140 had settled at T0+200; the next tick starts right after them.
+    starts = {parse_qs(urlsplit(url).query)["start"][0] for url in calls}
+    assert starts == {str(T0 + 150)}
+    assert later == PrometheusSource(prom.url, "app").histories([window()], now=END, step_seconds=STEP)
 
 
 def test_a_release_only_gets_intervals_that_started_after_its_canary(prom: PrometheusServer) -> None:
