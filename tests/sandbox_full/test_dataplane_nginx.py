@@ -44,8 +44,12 @@ def cluster(arms: tuple[DemoProcess, DemoProcess], canary_ready: bool = True) ->
     }
 
 
-async def route(plane: NginxDataPlane, arms: tuple[DemoProcess, DemoProcess], canary_ready: bool = True,
-                **rules: str) -> None:
+async def route(plane: NginxDataPlane, arms: tuple[DemoProcess, DemoProcess], **rules: str) -> None:
+    await route_rules(plane, arms, rules)
+
+
+async def route_rules(plane: NginxDataPlane, arms: tuple[DemoProcess, DemoProcess], rules: Mapping[str, str],
+                      canary_ready: bool = True) -> None:
     objects = cluster(arms, canary_ready)
     ingresses = [ingress("web", "web-primary")]
     if rules:
@@ -110,13 +114,13 @@ async def test_header_and_cookie_rules_route_as_ingress_nginx_documents(
     nginx_plane: NginxDataPlane, arms: tuple[DemoProcess, DemoProcess], rules: dict[str, str],
     headers: dict[str, str], cookies: dict[str, str], served_by: str,
 ) -> None:
-    await route(nginx_plane, arms, **rules)
+    await route_rules(nginx_plane, arms, rules)
     assert await versions(nginx_plane, headers=headers, cookies=cookies) == {served_by: 20}
 
 
 async def test_canary_without_ready_pods_gets_no_traffic(nginx_plane: NginxDataPlane,
                                                          arms: tuple[DemoProcess, DemoProcess]) -> None:
-    await route(nginx_plane, arms, canary_ready=False, canary_weight="100")
+    await route_rules(nginx_plane, arms, {"canary_weight": "100"}, canary_ready=False)
     assert await versions(nginx_plane) == {"v1": 20}
 
 

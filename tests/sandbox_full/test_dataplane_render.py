@@ -21,7 +21,10 @@ from tests.sandbox_full.conftest import CANARY, canary_ingress, ingress, pod, se
 
 LAYOUT = NginxLayout(Path("/tmp/weir-test"), 18080)
 PRIMARY, CANARY_SVC = ServiceKey("default", "web-primary"), ServiceKey("default", "web-canary")
-BOTH_READY = {PRIMARY: (Endpoint("127.0.0.1", 1001, "p"),), CANARY_SVC: (Endpoint("127.0.0.1", 2002, "c"),)}
+BOTH_READY: dict[ServiceKey, tuple[Endpoint, ...]] = {
+    PRIMARY: (Endpoint("127.0.0.1", 1001, "p"),),
+    CANARY_SVC: (Endpoint("127.0.0.1", 2002, "c"),),
+}
 
 
 def test_canary_policy_reads_every_documented_annotation() -> None:
