@@ -77,3 +77,45 @@ def apex_service(selector: dict[str, str] | None = None) -> dict[str, Any]:
             "ports": [{"name": "http", "port": 80, "targetPort": "http", "nodePort": 30080, "protocol": "TCP"}],
         },
     }
+
+
+def user_httproute(*backend_names: str) -> dict[str, Any]:
+    """HTTPRoute `web` on Gateway `public`: `/` to the named Services (default: web), `/admin` to admin."""
+    refs = [{"name": name, "port": 80} for name in backend_names or ("web",)]
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "web"},
+        "spec": {
+            "parentRefs": [{"name": "public"}],
+            "hostnames": ["shop.example"],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": refs},
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+                    "backendRefs": [{"name": "admin", "port": 80}],
+                },
+            ],
+        },
+    }
+
+
+def user_virtualservice(namespace: str, host: str = "web") -> dict[str, Any]:
+    """VirtualService `web` for shop.example: `/` to Service web (spelled `host`), `/admin` to admin."""
+    return {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "VirtualService",
+        "metadata": {"name": "web"},
+        "spec": {
+            "hosts": ["shop.example"],
+            "gateways": ["public"],
+            "http": [
+                {
+                    "name": "admin",
+                    "match": [{"uri": {"prefix": "/admin"}}],
+                    "route": [{"destination": {"host": "admin", "port": {"number": 80}}}],
+                },
+                {"name": "main", "route": [{"destination": {"host": host, "port": {"number": 80}}}]},
+            ],
+        },
+    }
