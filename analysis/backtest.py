@@ -7,14 +7,13 @@ The range is read with the same batched range queries the controller uses (one p
 the release's canary assumed to start at `--start`. One JSON object per look is printed (the
 interval's counts and the judge's outcome after it), then the decision line in replay's shape:
 `{"decision": "rollback"|"promote"|"continue", "at": <t of the deciding look or null>, "metrics": {...}}`.
-The first look that fails rolls back and the first that passes promotes, as the controller would.
+The first look that fails rolls back and the first that passes promotes (replay's `decide`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 import time
@@ -24,9 +23,10 @@ from typing import Any, TextIO
 
 from analysis.judges import JUDGES, Judge, make_judge
 from analysis.judges.base import BUILTIN_METRICS
-from analysis.model import Interval, Outcome, Verdict
+from analysis.model import Interval
 from analysis.prometheus import PrometheusSource
 from analysis.queries import PRESETS, ReleaseWindow
+from analysis.replay import decide
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -122,28 +122,3 @@ def timeline(judge: Judge, intervals: Sequence[Interval]) -> list[dict[str, Any]
          "outcome": outcome.value}
         for i, outcome in zip(intervals, judge.outcomes(intervals), strict=True)
     ]
-
-
-def decide(judge: Judge, intervals: Sequence[Interval]) -> dict[str, Any]:
-    """The first decisive look (fail: rollback, pass: promote), with the evidence at that look."""
-    for index, outcome in enumerate(judge.outcomes(intervals)):
-        if outcome in (Outcome.FAIL, Outcome.PASS):
-            decision = "rollback" if outcome is Outcome.FAIL else "promote"
-            at = intervals[index].t
-            return {"decision": decision, "at": at, "metrics": _evidence(judge.evaluate(intervals[: index + 1]))}
-    return {"decision": "continue", "at": None, "metrics": _evidence(judge.evaluate(intervals))}
-
-
-def _evidence(verdicts: list[Verdict]) -> dict[str, Any]:
-    return {v.metric: {"outcome": v.outcome.value, "reason": v.reason, **{k: _plain(x) for k, x in v.evidence.items()}}
-            for v in verdicts}
-
-
-def _plain(value: object) -> object:
-    """Plain JSON values: numpy scalars unwrapped; infinities and NaN (not JSON) written as strings."""
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, str | int | float | bool):
-        value = item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value

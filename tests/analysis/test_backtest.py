@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from analysis.backtest import add_arguments, parse_duration, parse_time, run
+from analysis.cli import register
 from sandbox.prometheus_server import PrometheusServer, Series, free_port
 
 T0 = (int(time.time()) - 7200) // 60 * 60
@@ -72,6 +73,17 @@ def test_a_broken_canary_is_rolled_back_at_the_first_failing_look(prom: Promethe
     first_fail = next(look["t"] for look in looks if look["outcome"] == "fail")
     assert decision["decision"] == "rollback" and decision["at"] == first_fail
     assert decision["metrics"]["error-rate"]["outcome"] == "fail"
+
+
+@pytest.mark.real
+def test_weir_analyze_backtest_runs_it(prom: PrometheusServer, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="weir")
+    register(parser.add_subparsers())
+    args = parser.parse_args(["analyze", "backtest", "--prometheus", prom.url, "--namespace", "broken", "--name", "web",
+                              "--start", str(T0), "--end", str(T0 + 60), "--judge", "threshold"])
+    assert args.handler(args) == 0
+    *looks, decision = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(looks) == 6 and set(decision) == {"decision", "at", "metrics"}
 
 
 @pytest.mark.real
