@@ -3,7 +3,7 @@ the objects stored and served as written)."""
 
 from __future__ import annotations
 
-from kubernetes.client import ApiClient, ApiextensionsV1Api
+from kubernetes.client import ApiClient, ApiextensionsV1Api, V1CustomResourceDefinition
 from kubernetes.client.exceptions import ApiException
 
 from adapters import gateway_httproute, istio_virtualservice
@@ -29,7 +29,8 @@ def install_crd(api: ApiClient, group: str, version: str, plural: str, kind: str
         },
     }
     try:
-        ApiextensionsV1Api(api).create_custom_resource_definition(body)
+        definition = V1CustomResourceDefinition.model_validate(body)
+        ApiextensionsV1Api(api).create_custom_resource_definition(definition)
     except ApiException as error:
         if error.status != 409:  # already installed
             raise
