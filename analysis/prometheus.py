@@ -6,10 +6,12 @@
 
 One analysis tick sends one range query per kind of data (requests by status code, latency
 buckets) for all releases together, whatever their number: the preset's `sum by (...)` keeps the
-labels that tell releases and arms apart, and the split happens here. Intervals that ended more
-than `settle_seconds` ago are kept between ticks, so a tick asks only for the recent ones. Custom PromQL is batched the
+labels that tell releases and arms apart, and the split happens here. Custom PromQL is batched the
 same way (every release's copy tagged and joined with `or`). A long range is cut into pieces of at
 most `MAX_POINTS` steps, the limit Prometheus puts on one range query.
+
+Intervals that ended more than `settle_seconds` ago are kept between ticks (scrapes have landed by
+then), so a tick asks only for recent data: its cost does not grow with how long releases have run.
 
 Nothing here raises on a Prometheus failure: an unreachable server, a timeout or a rejected query
 becomes `History.error` for every release it concerns, which judges treat as nodata.
@@ -83,8 +85,6 @@ class PrometheusSource:
         if settle_seconds < 0:
             raise ValueError(f"settle_seconds: {settle_seconds!r} must not be negative")
         self.settle_seconds = settle_seconds
-        # Intervals that ended more than settle_seconds ago, per release: later ticks ask only for
-        # what came after them, so a tick's cost does not grow with how long releases have run.
         self._settled: dict[ReleaseWindow, _Settled] = {}
         self._settled_step = 0.0
         self._last_now = -math.inf

@@ -10,9 +10,12 @@ one query per kind for every release at once (`sum by (...)` over a namespace re
 is split per release and arm client-side (`Preset.arm_of`):
 
 - `app`: the app's own `http_requests_total{code}` and `http_request_duration_seconds_bucket{le}`.
-  Series are grouped by the `namespace` and `deployment` labels that a kubernetes_sd relabel
-  config (and the sandbox's Prometheus) attach. When `deployment` is absent the Deployment is
-  derived from the `pod` label, whose name is `<deployment>-<pod-template-hash>-<suffix>`.
+  Series are grouped by `namespace` and `deployment` labels on the scraped series (the sandbox's
+  Prometheus sets them; a kubernetes_sd `role: pod` job gets them by relabelling
+  `__meta_kubernetes_namespace` to `namespace`, `__meta_kubernetes_pod_name` to `pod`, and
+  `__meta_kubernetes_pod_controller_name` with regex `(.+)-[a-z0-9]+` to `deployment`, since a
+  Deployment's pods belong to its ReplicaSet `<deployment>-<hash>`). Without a `deployment` label
+  the Deployment comes from the `pod` label, a name of the form `<deployment>-<hash>-<suffix>`.
   Arms: Deployment `<name>-primary` is the baseline, `<name>` the canary.
 - `nginx`: ingress-nginx `nginx_ingress_controller_requests{status}` and
   `nginx_ingress_controller_request_duration_seconds_bucket`, for the user's Ingress (`ingress`
