@@ -31,6 +31,10 @@ def _error(error: ApiError) -> web.Response:
 
 
 async def _body(request: web.Request) -> Any:
+    if "protobuf" in request.headers.get("Content-Type", ""):
+        # kubectl's typed `create <kind>` commands send protobuf; decoding it needs every generated schema.
+        raise ApiError(415, "UnsupportedMediaType", "the weir sandbox accepts JSON and YAML bodies only, not "
+                       "protobuf: instead of `kubectl create <kind> ...`, use `kubectl apply -f` with a manifest")
     raw = await request.read()
     if not raw:
         return None

@@ -40,22 +40,28 @@ class ResourceType:
         return (self.storage_group or self.group, self.plural)
 
 
-def _core(kind: str, plural: str, namespaced: bool = True, *short: str, status: bool = False) -> ResourceType:
-    return ResourceType("", "v1", kind, plural, namespaced, tuple(short), has_status=status)
+def _core(kind: str, plural: str, namespaced: bool = True, *short: str, status: bool = False,
+          categories: tuple[str, ...] = ()) -> ResourceType:
+    return ResourceType("", "v1", kind, plural, namespaced, tuple(short), has_status=status, categories=categories)
+
+
+_ALL = ("all",)  # what `kubectl get all` expands to, as on a real cluster
 
 
 BUILTINS: tuple[ResourceType, ...] = (
     _core("Namespace", "namespaces", False, "ns", status=True),
-    _core("Pod", "pods", True, "po", status=True),
-    _core("Service", "services", True, "svc", status=True),
+    _core("Pod", "pods", True, "po", status=True, categories=_ALL),
+    _core("Service", "services", True, "svc", status=True, categories=_ALL),
     _core("Endpoints", "endpoints", True, "ep"),
     _core("ConfigMap", "configmaps", True, "cm"),
     _core("Secret", "secrets", True),
     _core("Event", "events", True, "ev"),
     _core("ServiceAccount", "serviceaccounts", True, "sa"),
     ResourceType("events.k8s.io", "v1", "Event", "events", True, ("ev",), storage_group=""),
-    ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), has_status=True, has_scale=True),
-    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), has_status=True, has_scale=True),
+    ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), has_status=True, has_scale=True,
+                 categories=_ALL),
+    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), has_status=True, has_scale=True,
+                 categories=_ALL),
     ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), has_status=True),
     ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),

@@ -74,12 +74,12 @@ async def serve_watch(request: web.Request, store: Store, rtype: ResourceType, w
                 getter.cancel()
             if closed in done:
                 break
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
+    except ConnectionError:
+        return response  # the client went away (kubectl gave up, a test closed its stream): nothing to finish
     finally:
         closed.cancel()
         if watcher is not None:
             store.close_watch(watcher)
-    with contextlib.suppress(ConnectionResetError):
+    with contextlib.suppress(ConnectionError):
         await response.write_eof()
     return response

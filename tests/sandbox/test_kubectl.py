@@ -1,0 +1,173 @@
+"""kubectl 1.32 works against the emulator: get (single, list, -l, -o json), apply, annotate, patch, delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sandbox.apiserver import SandboxThread
+
+from .helpers import deployment, unique
+
+KUBECTL = shutil.which("kubectl")
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
+
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not on PATH (install kubectl 1.32 to run these)")
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[SandboxThread]:
+    with SandboxThread() as running:
+        yield running
+
+
+@pytest.fixture
+def kubectl(sb: SandboxThread, tmp_path: Path) -> Kubectl:
+    """Run kubectl against the sandbox in a fresh namespace; fails the test on a non-zero exit unless check=False."""
+    namespace = unique("kc")
+    env = dict(os.environ, KUBECONFIG=str(sb.kubeconfig_path))
+    cache = tmp_path / "kube-cache"  # discovery is cached per server; keep each test's cache its own
+
+    def run(*args: str, stdin: str | None = None, check: bool = True, namespaced: bool = True) -> Any:
+        command = [str(KUBECTL), "--cache-dir", str(cache), *(["-n", namespace] if namespaced else []), *args]
+        result = subprocess.run(command, input=stdin, env=env, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr}")
+        return result
+
+    run("apply", "-f", "-", stdin=manifest({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        namespaced=False)
+    run.namespace = namespace  # type: ignore[attr-defined]
+    return run
+
+
+def manifest(*objects: dict[str, Any]) -> str:
+    return yaml.safe_dump_all(objects)
+
+
+def configmap(name: str, **labels: str) -> str:
+    return manifest({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels},
+                     "data": {"k": "v"}})
+
+
+def test_apply_creates_then_configures_with_a_strategic_merge(kubectl: Kubectl) -> None:
+    body = deployment("web", replicas=1)
+    assert "deployment.apps/web created" in kubectl("apply", "-f", "-", stdin=manifest(body)).stdout
+    kubectl("annotate", "deploy", "web", "keep=me")  # a field apply does not own must survive
+    body["spec"]["replicas"] = 2
+    body["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"] = "2"
+    assert "deployment.apps/web configured" in kubectl("apply", "-f", "-", stdin=manifest(body)).stdout
+    live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
+    assert live["spec"]["replicas"] == 2
+    assert live["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "VERSION", "value": "2"}]
+    assert live["metadata"]["annotations"]["keep"] == "me"
+    assert "kubectl.kubernetes.io/last-applied-configuration" in live["metadata"]["annotations"]
+    assert "unchanged" in kubectl("apply", "-f", "-", stdin=manifest(body)).stdout
+
+
+def test_get_single_list_label_selector_and_json(kubectl: Kubectl) -> None:
+    for name, tier in (("a", "web"), ("b", "db")):
+        kubectl("apply", "-f", "-", stdin=configmap(name))
+        kubectl("label", "configmap", name, f"tier={tier}")
+    assert kubectl("get", "configmap", "a", "-o", "name").stdout.split() == ["configmap/a"]
+    listing = json.loads(kubectl("get", "configmaps", "-o", "json").stdout)
+    assert listing["kind"] == "List" and [i["metadata"]["name"] for i in listing["items"]] == ["a", "b"]
+    selected = json.loads(kubectl("get", "configmaps", "-l", "tier=db", "-o", "json").stdout)
+    assert [i["metadata"]["name"] for i in selected["items"]] == ["b"]
+    assert kubectl("get", "configmaps", "-l", "tier in (web,db),tier!=web", "-o", "name").stdout.split() == \
+        ["configmap/b"]
+    table = kubectl("get", "configmaps").stdout.splitlines()
+    assert table[0].split() == ["NAME", "AGE"] and [line.split()[0] for line in table[1:]] == ["a", "b"]
+    missing = kubectl("get", "configmap", "nope", check=False)
+    assert missing.returncode != 0 and 'configmaps "nope" not found' in missing.stderr
+
+
+def test_annotate_and_overwrite(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", stdin=manifest(deployment("web", replicas=0)))
+    kubectl("annotate", "deploy", "web", "weir.dev/enabled=true")
+    refused = kubectl("annotate", "deploy", "web", "weir.dev/enabled=false", check=False)
+    assert refused.returncode != 0 and "overwrite" in refused.stderr
+    kubectl("annotate", "deploy", "web", "--overwrite", "weir.dev/enabled=false")
+    live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
+    assert live["metadata"]["annotations"]["weir.dev/enabled"] == "false"
+    kubectl("annotate", "deploy", "web", "weir.dev/enabled-")
+    live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
+    assert "weir.dev/enabled" not in live["metadata"].get("annotations", {})
+
+
+def test_patch_strategic_merge_and_json_patch(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", stdin=manifest(deployment("web", replicas=0)))
+    kubectl("patch", "deploy", "web", "-p", json.dumps({"spec": {"template": {"spec": {"containers": [
+        {"name": "app", "image": "example/app:2"}]}}}}))
+    kubectl("patch", "deploy", "web", "--type", "json", "-p",
+            json.dumps([{"op": "replace", "path": "/spec/replicas", "value": 2}]))
+    kubectl("patch", "deploy", "web", "--type", "merge", "-p", json.dumps({"metadata": {"labels": {"x": "y"}}}))
+    live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
+    [container] = live["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "example/app:2" and container["env"] == [{"name": "VERSION", "value": "1"}]
+    assert live["spec"]["replicas"] == 2 and live["metadata"]["labels"]["x"] == "y"
+
+
+def test_scale_and_rollout_status(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", stdin=manifest(deployment("web", replicas=1)))
+    kubectl("scale", "deploy", "web", "--replicas=3")
+    assert "successfully rolled out" in kubectl("rollout", "status", "deploy/web", "--timeout=20s").stdout
+    live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
+    assert live["status"]["availableReplicas"] == 3
+    pods = json.loads(kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+    assert len(pods) == 3
+
+
+def test_delete_by_name_and_by_label(kubectl: Kubectl) -> None:
+    for name in ("a", "b", "c"):
+        kubectl("apply", "-f", "-", stdin=configmap(name))
+    kubectl("label", "configmap", "b", "c", "doomed=yes")
+    assert 'configmap "a" deleted' in kubectl("delete", "configmap", "a").stdout
+    kubectl("delete", "configmap", "-l", "doomed=yes")
+    assert kubectl("get", "configmaps", "-o", "name").stdout.split() == []
+    kubectl("apply", "-f", "-", stdin=manifest(deployment("web", replicas=2)))
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    kubectl("delete", "deploy", "web", "--wait=true", "--timeout=20s")
+    assert json.loads(kubectl("get", "deploy", "-o", "json").stdout)["items"] == []
+
+
+def test_crd_then_custom_resource(kubectl: Kubectl) -> None:
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "httproutes.gateway.networking.k8s.io"},
+           "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
+                    "names": {"kind": "HTTPRoute", "plural": "httproutes", "singular": "httproute"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
+                                  "schema": {"openAPIV3Schema": {"type": "object",
+                                                                 "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    kubectl("apply", "-f", "-", stdin=manifest(crd), namespaced=False)
+    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
+             "spec": {"rules": [{"backendRefs": [{"name": "web-primary", "port": 80, "weight": 100}]}]}}
+    kubectl("apply", "-f", "-", stdin=manifest(route))
+    route["spec"]["rules"][0]["backendRefs"].append({"name": "web-canary", "port": 80, "weight": 0})
+    kubectl("apply", "-f", "-", stdin=manifest(route))  # custom resources: apply falls back to merge patch
+    live = json.loads(kubectl("get", "httproute", "web", "-o", "json").stdout)
+    assert [b["name"] for b in live["spec"]["rules"][0]["backendRefs"]] == ["web-primary", "web-canary"]
+
+
+@pytest.mark.skipif(not MANIFESTS.is_dir(), reason="no manifests/ directory in this checkout")
+def test_apply_the_projects_manifests(kubectl: Kubectl) -> None:
+    applied = kubectl("apply", "-f", str(MANIFESTS), namespaced=False)
+    assert "created" in applied.stdout
+    again = kubectl("apply", "-f", str(MANIFESTS), namespaced=False).stdout.splitlines()
+    assert again and all(line.endswith(" unchanged") for line in again), again
+
+
+def test_typed_create_commands_get_a_clear_refusal(kubectl: Kubectl) -> None:
+    """`kubectl create <kind>` sends protobuf, which the sandbox does not decode; it says what to do instead."""
+    refused = kubectl("create", "configmap", "x", "--from-literal=k=v", check=False)
+    assert refused.returncode != 0 and "use `kubectl apply -f`" in refused.stderr
