@@ -150,8 +150,9 @@ def test_crd_then_custom_resource(kubectl: Kubectl) -> None:
                                   "schema": {"openAPIV3Schema": {"type": "object",
                                                                  "x-kubernetes-preserve-unknown-fields": True}}}]}}
     kubectl("apply", "-f", "-", stdin=manifest(crd), namespaced=False)
-    route = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
-             "spec": {"rules": [{"backendRefs": [{"name": "web-primary", "port": 80, "weight": 100}]}]}}
+    route: dict[str, Any] = {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "web"},
+        "spec": {"rules": [{"backendRefs": [{"name": "web-primary", "port": 80, "weight": 100}]}]}}
     kubectl("apply", "-f", "-", stdin=manifest(route))
     route["spec"]["rules"][0]["backendRefs"].append({"name": "web-canary", "port": 80, "weight": 0})
     kubectl("apply", "-f", "-", stdin=manifest(route))  # custom resources: apply falls back to merge patch
