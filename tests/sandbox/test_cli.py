@@ -41,7 +41,8 @@ def test_sandbox_up_writes_kubeconfig_when_ready_and_exits_cleanly(tmp_path: Pat
         wait_for(lambda: kubeconfig.exists() or process.poll() is not None, timeout=30, what="the kubeconfig")
         assert process.poll() is None, process.communicate()
         api_client = kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
-        names = [n.metadata.name for n in kubernetes.client.CoreV1Api(api_client).list_namespace().items]
+        listing = kubernetes.client.CoreV1Api(api_client).list_namespace()
+        names = [n.metadata.name for n in listing.items if n.metadata]
         api_client.close()
         assert "default" in names
         process.send_signal(stop)
