@@ -24,7 +24,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,10 +46,12 @@ from analysis.history import (
 )
 from analysis.model import Interval
 from analysis.queries import (
+    BATCH_LABEL,
     Arm,
     CustomMetrics,
     Preset,
     ReleaseWindow,
+    TemplateError,
     batched_custom_query,
     promql_duration,
     template_values,
@@ -63,6 +65,14 @@ MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series in 
 class _Settled:
     intervals: list[Interval]
     seen: bool
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One custom query's value for one release at one moment: a number, or nodata and why."""
+
+    value: float | None
+    error: str | None = None
 
 
 class QueryFailed(Exception):
@@ -152,6 +162,44 @@ class PrometheusSource:
         """`histories` on a worker thread, for the controller's event loop."""
         return await asyncio.to_thread(self.histories, windows, now, step_seconds)
 
+    def values(self, queries: Mapping[ReleaseWindow, Mapping[str, str]], now: float,
+               interval_seconds: float = 60.0) -> dict[ReleaseKey, dict[str, Reading]]:
+        """Single-value custom queries (guard rails such as `{name, query, max}`) at `now`.
+
+        `queries` gives each release its metric names and PromQL templates; `{{arm}}` is the canary.
+        Releases that share a template share one query (tagged copies joined with `or`), so the
+        queries per tick follow the number of distinct templates, not of releases, and a broken
+        template only affects the releases that use it. A template must return an instant vector
+        with one series (`sum(...)`); no series is nodata.
+        """
+        interval = promql_duration(interval_seconds)
+        users: dict[str, list[tuple[ReleaseWindow, str]]] = {}
+        for window, named in queries.items():
+            for metric, template in named.items():
+                users.setdefault(template, []).append((window, metric))
+        readings: dict[ReleaseKey, dict[str, Reading]] = {w.key: {} for w in queries}
+        for template, using in users.items():
+            windows = [window for window, _metric in using]
+            for (window, metric), reading in zip(using, self._shared_values(template, windows, now, interval),
+                                                 strict=True):
+                readings[window.key][metric] = reading
+        return readings
+
+    def _shared_values(self, template: str, windows: Sequence[ReleaseWindow], now: float,
+                       interval: str) -> list[Reading]:
+        """One query for every release using `template`; a failure is every such release's reading."""
+        renders = [(str(n), template_values(w, w.canary, interval)) for n, w in enumerate(windows)]
+        try:
+            result = self._call(self._instant_request(batched_custom_query(template, renders), now))
+            by_key: dict[str, list[float]] = {}
+            for series in result:
+                by_key.setdefault(series["metric"].get(BATCH_LABEL, ""), []).append(float(series["value"][1]))
+        except (QueryFailed, TemplateError) as failure:
+            return [Reading(None, str(failure))] * len(windows)
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            return [Reading(None, f"Prometheus at {self.url} sent an unreadable answer: {error}")] * len(windows)
+        return [_reading(by_key.get(str(n), [])) for n in range(len(windows))]
+
     def _fill(self, tally: Tally, windows: Sequence[ReleaseWindow], grid: Grid) -> None:
         interval = promql_duration(grid.step)
         if isinstance(self.metrics, Preset):
@@ -187,10 +235,13 @@ class PrometheusSource:
 
     def instant(self, query: str, at: float | None = None) -> list[RangeSeries]:
         """One instant query (for tools and tests); raises QueryFailed with the reason."""
+        return self._call(self._instant_request(query, at))
+
+    def _instant_request(self, query: str, at: float | None) -> Callable[[], Any]:
         params = {"timeout": promql_duration(self.timeout_seconds)}
         if at is not None:
             params["time"] = repr(at)
-        return self._call(lambda: self._client.custom_query(query, params=params))
+        return lambda: self._client.custom_query(query, params=params)
 
     def _call(self, request: Callable[[], Any]) -> list[RangeSeries]:
         try:
@@ -212,6 +263,16 @@ class PrometheusSource:
         if not isinstance(result, list):
             raise QueryFailed(f"Prometheus at {self.url} sent an unexpected answer: {type(result).__name__}")
         return result
+
+
+def _reading(values: list[float]) -> Reading:
+    if not values:
+        return Reading(None, "the query returned no series")
+    if len(values) > 1:
+        return Reading(None, f"the query returned {len(values)} series; aggregate it to one, e.g. with sum(...)")
+    if not math.isfinite(values[0]):
+        return Reading(None, f"the query returned {values[0]}")
+    return Reading(values[0])
 
 
 def _utc(timestamp: float) -> datetime:

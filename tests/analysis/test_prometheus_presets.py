@@ -301,3 +301,27 @@ def test_a_bad_custom_query_is_nodata_naming_prometheus_reason(prom: PrometheusS
     for history in results.values():
         assert history.nodata and not history.intervals
         assert history.error is not None and "rejected the query" in history.error and "bad_data" in history.error
+
+
+CANARY_ERROR_PERCENT = (
+    'sum(increase(http_requests_total{namespace="{{namespace}}", deployment="{{arm}}", code=~"5.."}[{{interval}}]))'
+    ' / sum(increase(http_requests_total{namespace="{{namespace}}", deployment="{{arm}}"}[{{interval}}])) * 100'
+)
+
+
+def test_guard_rail_values_share_one_query_per_template(prom: PrometheusServer) -> None:
+    session, calls = counting_session()
+    queries = {w: {"error-percent": CANARY_ERROR_PERCENT} for w in team_windows(TEAMS)}
+    queries[window()] = {"error-percent": CANARY_ERROR_PERCENT, "broken": "sum(rate(x[{{interval}}])",
+                         "per-pod": 'http_requests_total{namespace="{{namespace}}", code="200"}'}
+    queries[window("shop", "ghost")] = {"error-percent": CANARY_ERROR_PERCENT}
+    readings = PrometheusSource(prom.url, session=session).values(queries, now=END, interval_seconds=60)
+    assert len(calls) == 3
+    for k in range(TEAMS):
+        assert readings[(f"team-{k}", "web")]["error-percent"].value == pytest.approx(10.0 * k)
+    shop = readings[("shop", "web")]
+    assert shop["error-percent"].value == pytest.approx(100 * 5 / 35)
+    assert shop["broken"].value is None and "bad_data" in (shop["broken"].error or "")
+    assert shop["per-pod"].value is None and "aggregate" in (shop["per-pod"].error or "")
+    ghost = readings[("shop", "ghost")]["error-percent"]
+    assert ghost.value is None and ghost.error == "the query returned no series"
