@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters import detect_router
 from adapters.kube import deployments, ingresses
 from adapters.nginx_ingress import routes_to_service
 from sandbox.apiserver import SandboxThread
@@ -257,6 +258,8 @@ def test_kubectl_applies_the_whole_tree_to_the_emulator_and_reapplying_changes_n
     try:
         assert deployments(api).get("weir-system", "weir-controller") is not None
         assert ingresses(api).get("default", "web") is not None
+        # Opting in alone would pick the router the example's rollout names.
+        assert detect_router(api, "default", "web") == "nginx"
     finally:
         api.close()
 
