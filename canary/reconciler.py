@@ -132,6 +132,7 @@ class Reconciler:
 
     def _setup(self, deployment: dict[str, Any], state: ReleaseState | None) -> tuple[_Setup | None, str | None]:
         meta = deployment["metadata"]
+        kind = "?"
         try:
             spec = parse_rollout(meta.get("annotations"))
             selector_labels(deployment)
@@ -154,6 +155,13 @@ class Reconciler:
             return None, str(exc)
         except RouterError as exc:
             return None, f"weir.dev/rollout.{exc.field}: {exc.message}. Fix: {exc.fix}"
+        except ApiException as exc:
+            if exc.status not in (403, 404):
+                raise
+            # The router's API (a CRD such as HTTPRoute or VirtualService) is not served here.
+            return None, (f"weir.dev/rollout.router: router {kind!r} needs an API this cluster does not serve "
+                          f"({exc.status} {exc.reason}). Fix: install that provider's CRDs, or use one of: "
+                          "service, nginx")
 
     def _observe(self, deployment: dict[str, Any], primary: dict[str, Any] | None, state: ReleaseState | None,
                  setup: _Setup | None, error: str | None, enabled: bool) -> Observation:
