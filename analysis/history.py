@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis.model import ArmCounts, Interval
+from analysis.judges.base import Judge
+from analysis.model import ArmCounts, Interval, Outcome, Verdict, combine
 from analysis.queries import BATCH_LABEL, Arm, Preset, ReleaseWindow, is_error_code
 
 ReleaseKey = tuple[str, str]  # (namespace, name)
@@ -35,6 +36,12 @@ class History:
     @property
     def nodata(self) -> bool:
         return self.error is not None
+
+    def verdict(self, judge: Judge) -> Verdict:
+        """The judge's combined verdict; nodata with the reason when the metrics could not be read."""
+        if self.error is not None:
+            return Verdict(Outcome.NODATA, "all", self.error, {"source_error": True})
+        return combine(judge.evaluate(self.intervals))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from analysis.judges import JUDGES, make_judge
+from analysis.model import Outcome
 from analysis.prometheus import PrometheusSource
 from analysis.queries import ReleaseWindow
 from sandbox.prometheus_server import free_port
@@ -30,6 +32,14 @@ def assert_all_nodata(source: PrometheusSource, *reason: str) -> None:
 def test_unreachable_prometheus_is_nodata() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     assert_all_nodata(PrometheusSource(url), "cannot reach Prometheus", url, "refused")
+
+
+@pytest.mark.parametrize("judge", JUDGES)
+def test_every_judge_reads_a_failed_source_as_nodata_with_the_reason(judge: str) -> None:
+    history = PrometheusSource(f"http://127.0.0.1:{free_port()}").histories(WINDOWS, now=NOW)[("shop", "web")]
+    verdict = history.verdict(make_judge(judge))
+    assert verdict.outcome is Outcome.NODATA
+    assert "cannot reach Prometheus" in verdict.reason
 
 
 @pytest.fixture

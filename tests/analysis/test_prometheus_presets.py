@@ -18,7 +18,8 @@ import requests
 
 import analysis.prometheus as prometheus_module
 from analysis.history import History
-from analysis.model import ArmCounts
+from analysis.judges import make_judge
+from analysis.model import ArmCounts, Outcome
 from analysis.prometheus import PrometheusSource
 from analysis.queries import CustomMetrics, ReleaseWindow
 from sandbox.prometheus_server import PrometheusServer, Series
@@ -325,3 +326,9 @@ def test_guard_rail_values_share_one_query_per_template(prom: PrometheusServer) 
     assert shop["per-pod"].value is None and "aggregate" in (shop["per-pod"].error or "")
     ghost = readings[("shop", "ghost")]["error-percent"]
     assert ghost.value is None and ghost.error == "the query returned no series"
+
+
+def test_a_canary_failing_a_third_of_requests_is_judged_a_failure(prom: PrometheusServer) -> None:
+    history = only(PrometheusSource(prom.url, "app").histories([window()], now=END, step_seconds=STEP))
+    verdict = history.verdict(make_judge("sequential", alpha=0.01))
+    assert verdict.outcome is Outcome.FAIL and "error-rate" in verdict.reason
