@@ -24,6 +24,7 @@ import asyncio
 import json
 import math
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,7 +85,7 @@ class PrometheusSource:
 
     `preset` names a built-in preset (`app`, `nginx`, `istio`, `envoy`), or pass a `Preset` or
     `CustomMetrics`. `session` lets callers add auth, proxies or hooks (tests count requests
-    with a response hook). Not safe to call from two threads at once.
+    with a response hook). Calls from several threads are served one at a time.
     """
 
     def __init__(self, url: str, preset: str | Preset | CustomMetrics = "app", *,
@@ -98,6 +99,7 @@ class PrometheusSource:
         self._settled: dict[ReleaseWindow, _Settled] = {}
         self._settled_step = 0.0
         self._last_now = -math.inf
+        self._lock = threading.Lock()  # the settled intervals and the HTTP session are shared
         self.url = url.rstrip("/")
         self.metrics: Preset | CustomMetrics = preset_named(preset) if isinstance(preset, str) else preset
         self.timeout_seconds = timeout_seconds
@@ -116,6 +118,11 @@ class PrometheusSource:
 
         `step_seconds` must be a whole number of seconds (range queries resolve to the second).
         """
+        with self._lock:
+            return self._histories(windows, now, step_seconds)
+
+    def _histories(self, windows: Sequence[ReleaseWindow], now: float,
+                   step_seconds: float) -> dict[ReleaseKey, History]:
         if step_seconds < 1 or step_seconds != int(step_seconds):
             raise ValueError(f"step_seconds: {step_seconds!r} must be a whole number of seconds, at least 1")
         keys = [w.key for w in windows]
@@ -172,7 +179,11 @@ class PrometheusSource:
         template only affects the releases that use it. A template must return an instant vector
         with one series (`sum(...)`); no series is nodata.
         """
-        interval = promql_duration(interval_seconds)
+        with self._lock:
+            return self._values(queries, now, promql_duration(interval_seconds))
+
+    def _values(self, queries: Mapping[ReleaseWindow, Mapping[str, str]], now: float,
+                interval: str) -> dict[ReleaseKey, dict[str, Reading]]:
         users: dict[str, list[tuple[ReleaseWindow, str]]] = {}
         for window, named in queries.items():
             for metric, template in named.items():
