@@ -101,9 +101,7 @@ def release_apex(apex: Obj) -> Obj | None:
 def sync_backend(existing: Obj, wanted: Obj, route: Route) -> Obj:
     """Bring a Service Weir owns back to `wanted`, keeping server-set fields (clusterIP, ...)."""
     claim(existing, route)
-    existing.setdefault("spec", {}).update(
-        {"selector": wanted["spec"]["selector"], "ports": wanted["spec"]["ports"]}
-    )
+    existing.setdefault("spec", {}).update({"selector": wanted["spec"]["selector"], "ports": wanted["spec"]["ports"]})
     return existing
 
 
@@ -159,12 +157,9 @@ class Backends:
 
     def _create_or_sync(self, route: Route, wanted: Obj) -> None:
         name = wanted["metadata"]["name"]
-        if self._services.get(route.namespace, name) is None:
+        synced = self._services.update(route.namespace, name, lambda existing: sync_backend(existing, wanted, route))
+        if synced is None:
             self._services.create(route.namespace, wanted)
-        else:
-            self._services.update(
-                route.namespace, name, lambda existing: sync_backend(existing, wanted, route)
-            )
 
     def point_apex(self, route: Route, selector: Mapping[str, str]) -> None:
         """Send all of the apex's traffic to the pods `selector` picks, in one write."""

@@ -112,9 +112,7 @@ def services(api: ApiClient) -> Resource:
 
 
 def ingresses(api: ApiClient) -> Resource:
-    return Resource(
-        api, "ingresses", group="networking.k8s.io", typed="ingress", typed_client=NetworkingV1Api
-    )
+    return Resource(api, "ingresses", group="networking.k8s.io", typed="ingress", typed_client=NetworkingV1Api)
 
 
 def deployments(api: ApiClient) -> Resource:

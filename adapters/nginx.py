@@ -93,9 +93,7 @@ class NginxRouter:
     def set(self, route: Route, routing: Routing) -> None:
         reason = rendering.unsupported_reason(routing)
         if reason is not None:
-            raise RouterError(
-                "router", f"router nginx cannot route this: {reason}", "change the stage's matches"
-            )
+            raise RouterError("router", f"router nginx cannot route this: {reason}", "change the stage's matches")
 
         canary_name = self._canary_name(route)
 

@@ -41,9 +41,7 @@ def claim(obj: dict[str, Any], route: Route) -> dict[str, Any]:
     metadata = obj.setdefault("metadata", {})
     metadata["labels"] = {**(metadata.get("labels") or {}), **managed_labels(route)}
     ours = owner_reference(route.owner)
-    references = [
-        ours if ref.get("uid") == ours["uid"] else ref for ref in metadata.get("ownerReferences") or []
-    ]
+    references = [ours if ref.get("uid") == ours["uid"] else ref for ref in metadata.get("ownerReferences") or []]
     if ours not in references:
         references.append(ours)
     metadata["ownerReferences"] = references
@@ -55,8 +53,6 @@ def refuse_foreign(obj: Mapping[str, Any] | None, field: str, kind: str, name: s
     if obj is not None and not is_managed(obj):
         raise RouterError(
             field,
-            f"{kind} {name} already exists and is not managed by Weir "
-            f"(no label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE})",
-            f"rename or delete that {kind}, or label it "
-            f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE} to hand it over to Weir",
+            f"{kind} {name} already exists and is not managed by Weir (no label {MANAGED_BY_LABEL}={MANAGED_BY_VALUE})",
+            f"rename or delete that {kind}, or label it {MANAGED_BY_LABEL}={MANAGED_BY_VALUE} to hand it over to Weir",
         )

@@ -111,8 +111,16 @@ class SplitRouter:
         reason = unsupported_reason(routing)
         if reason is not None:
             raise RouterError("router", f"router {self.name} cannot route this: {reason}", "change the stage's matches")
-        name = self._current(route)["metadata"]["name"]
-        self._objects.update(route.namespace, name, lambda current: self._edits.routed(current, route, routing))
+        name = self._name(route)
+        if (
+            self._objects.update(route.namespace, name, lambda current: self._edits.routed(current, route, routing))
+            is None
+        ):
+            raise RouterError(
+                "route",
+                f"{self._edits.kind} {route.namespace}/{name} does not exist",
+                f"create it with a backend on Service {route.name}, or name the right one in `route:`",
+            )
 
     def read(self, route: Route) -> Routing:
         return self._edits.parse(self._current(route), route)
