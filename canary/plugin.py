@@ -24,23 +24,30 @@ VERBS = ("promote", "abort", "pause", "resume", "retry")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubectl weir", description="Inspect and steer Weir releases.")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
-    parser.add_argument("--context", help="kubeconfig context")
-    parser.add_argument("-n", "--namespace", help="namespace (default: the context's, else 'default')")
+    # kubectl users put flags anywhere (`kubectl weir status web -n shop`): accept them before and after
+    # the verb. SUPPRESS keeps a flag given before the verb from being reset by the verb's parser.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kubeconfig", default=argparse.SUPPRESS,
+                        help="kubeconfig file (default: $KUBECONFIG or ~/.kube/config)")
+    common.add_argument("--context", default=argparse.SUPPRESS, help="kubeconfig context")
+    common.add_argument("-n", "--namespace", default=argparse.SUPPRESS,
+                        help="namespace (default: the context's, else 'default')")
+    parser = argparse.ArgumentParser(prog="kubectl weir", description="Inspect and steer Weir releases.",
+                                     parents=[common])
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
-    status = verbs.add_parser("status", help="table of releases: phase, stage, weight, revision")
+    status = verbs.add_parser("status", help="table of releases: phase, stage, weight, revision", parents=[common])
     status.add_argument("name", nargs="?")
     status.add_argument("-A", "--all-namespaces", action="store_true")
     status.add_argument("-w", "--watch", action="store_true")
     status.add_argument("-o", "--output", choices=("table", "json"), default="table")
     for verb in VERBS:
-        sub = verbs.add_parser(verb, help=f"{verb} the release of a Deployment")
+        sub = verbs.add_parser(verb, help=f"{verb} the release of a Deployment", parents=[common])
         sub.add_argument("name")
         if verb == "promote":
             sub.add_argument("--full", action="store_true",
                              help="promote even if the canary is not ready yet (skips every remaining check)")
-    lint = verbs.add_parser("lint", help="check the weir.dev/rollout annotations of a manifest file")
+    lint = verbs.add_parser("lint", help="check the weir.dev/rollout annotations of a manifest file",
+                            parents=[common])
     lint.add_argument("file")
     return parser
 
@@ -68,11 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _connect(args: argparse.Namespace) -> tuple[client.ApiClient, str]:
-    api = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
-    namespace = args.namespace
+    kubeconfig = getattr(args, "kubeconfig", None)
+    api = config.new_client_from_config(config_file=kubeconfig, context=getattr(args, "context", None))
+    namespace = getattr(args, "namespace", None)
     if not namespace:
         try:
-            _, active = config.list_kube_config_contexts(config_file=args.kubeconfig)
+            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
             namespace = (active or {}).get("context", {}).get("namespace")
         except (config.ConfigException, OSError):
             namespace = None
