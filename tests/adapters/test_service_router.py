@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from adapters import RouterError, Routing, make_router
 from adapters.backends import ORIGINAL_SELECTOR
-from adapters.kube import services
+from adapters.kube import deployments, services
 from tests.adapters.conftest import Cluster
 from tests.adapters.routes import apex_service
 from tests.adapters.world import service, versions
@@ -186,3 +187,38 @@ def test_reading_an_apex_that_selects_neither_side_is_an_error_not_a_guess(clust
 
     with pytest.raises(RouterError, match="neither"):
         make_router("service", api).read(route)
+
+
+def test_without_an_apex_or_container_ports_check_names_the_missing_ports(cluster: Cluster) -> None:
+    api, ns, route = cluster.api, cluster.namespace, cluster.route
+
+    def without_ports(deployment: dict[str, Any]) -> dict[str, Any]:
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            container.pop("ports", None)
+        return deployment
+
+    deployments(api).update(ns, "web", without_ports)
+
+    with pytest.raises(RouterError) as raised:
+        make_router("service", api).ensure(route)
+
+    assert raised.value.field == "ports"
+    assert "ports" in raised.value.fix
+    assert versions(api, ns) == {}
+
+
+def test_an_apex_without_a_selector_cannot_be_switched(cluster: Cluster) -> None:
+    api, ns, route = cluster.api, cluster.namespace, cluster.route
+    external = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"type": "ExternalName", "externalName": "web.example.com"},
+    }
+    services(api).create(ns, external)
+    before = versions(api, ns)
+
+    with pytest.raises(RouterError, match="no selector"):
+        make_router("service", api).ensure(route)
+
+    assert versions(api, ns) == before
