@@ -154,6 +154,7 @@ class ProcessRuntime:
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="weir-pods-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._pods: dict[tuple[str, str], _RunningPod] = {}
+        self._starting: dict[tuple[str, str], asyncio.Event] = {}
         self._session: aiohttp.ClientSession | None = None
 
     def port(self, namespace: str, name: str) -> int | None:
@@ -167,22 +168,32 @@ class ProcessRuntime:
     async def start(self, pod: Mapping[str, Any]) -> None:
         meta = pod.get("metadata") or {}
         key = (meta.get("namespace", "default"), meta.get("name", ""))
-        if key in self._pods:
+        if key in self._pods or key in self._starting:
             return  # already running: start is repeatable
         try:
             spec = PodProcessSpec.from_pod(pod)
         except (ValueError, KeyError, TypeError) as error:
             await self._report(key[0], key[1], "Failed", False, None, f"cannot run this pod: {error}")
             return
-        running = await self._spawn(spec)
-        self._pods[key] = running
-        await self._report_pod(running, "process started")
-        running.tasks = [
-            asyncio.create_task(self._probe_loop(running)),
-            asyncio.create_task(self._watch_exit(running)),
-        ]
+        self._starting[key] = started = asyncio.Event()
+        try:
+            running = await self._spawn(spec)
+            self._pods[key] = running
+            await self._report_pod(running, "process started")
+            running.tasks = [
+                asyncio.create_task(self._probe_loop(running)),
+                asyncio.create_task(self._watch_exit(running)),
+            ]
+        except OSError as error:
+            await self._report(key[0], key[1], "Failed", False, None, f"cannot start {self._command[0]}: {error}")
+        finally:
+            del self._starting[key]
+            started.set()
 
     async def stop(self, namespace: str, name: str, grace_seconds: float) -> None:
+        starting = self._starting.get((namespace, name))
+        if starting is not None:
+            await starting.wait()  # a delete right after a create must not miss the process
         running = self._pods.get((namespace, name))
         if running is None:
             return

@@ -76,9 +76,9 @@ class Reports:
         self.on_report: Callable[[PodStatusReport], Any] | None = None
 
     async def __call__(self, report: PodStatusReport) -> None:
-        self.items.append(report)
         if self.on_report is not None:
-            await self.on_report(report)
+            await self.on_report(report)  # before recording: a waiter sees the report once this is done
+        self.items.append(report)
 
     async def first(self, what: str, predicate: Callable[[PodStatusReport], bool],
                     timeout: float = 15) -> PodStatusReport:
@@ -210,3 +210,23 @@ async def test_close_kills_every_pod(runtime: ProcessRuntime, reports: Reports) 
     pids = [runtime.pid("demo", "a"), runtime.pid("demo", "b")]
     await runtime.close()
     assert all(pid is not None and gone(pid) for pid in pids)
+
+
+async def test_stop_right_after_start_does_not_leave_the_process_running(
+    runtime: ProcessRuntime, reports: Reports
+) -> None:
+    starting = asyncio.create_task(runtime.start(pod_object()))
+    await asyncio.sleep(0)  # start is now spawning the process
+    await runtime.stop("demo", "web-7c9d-x2k4p", 5)
+    await starting
+    assert runtime.pid("demo", "web-7c9d-x2k4p") is None
+    assert not any(r.ready for r in reports.items)
+
+
+async def test_missing_command_is_reported_failed(reports: Reports, tmp_path: Path) -> None:
+    runtime = ProcessRuntime(reports, command=[str(tmp_path / "no-such-binary")], log_dir=tmp_path)
+    try:
+        await runtime.start(pod_object())
+    finally:
+        await runtime.close()
+    assert reports.items[-1].phase == "Failed" and "no-such-binary" in reports.items[-1].message
