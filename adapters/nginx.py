@@ -68,6 +68,15 @@ class NginxRouter:
         user = self._user_ingress(route)
         canary_name = rendering.canary_ingress_name(user["metadata"]["name"])
         refuse_foreign(self._ingresses.get(route.namespace, canary_name), "ingress", "Ingress", canary_name)
+        spec = rendering.canary_spec(user.get("spec") or {}, route.name, route.canary_service)
+        rival = rendering.competing_canary(self._ingresses.list(route.namespace), canary_name, spec)
+        if rival is not None:
+            raise RouterError(
+                "ingress",
+                f"Ingress {rival} is already a canary for a host and path of Ingress {user['metadata']['name']}, "
+                "and ingress-nginx applies only one canary per host and path",
+                f"delete Ingress {rival} (or remove its canary annotations) before Weir manages Service {route.name}",
+            )
         self._backends.check(route)
 
     def supports(self, routing: Routing) -> bool:

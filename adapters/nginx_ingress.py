@@ -92,6 +92,27 @@ def canary_spec(user_spec: Mapping[str, Any], service: str, canary_service: str)
     return spec
 
 
+def host_paths(spec: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The (host, path) pairs an Ingress spec serves; "" stands for any host."""
+    return {
+        (rule.get("host") or "", path.get("path") or "/")
+        for rule in spec.get("rules") or []
+        for path in (rule.get("http") or {}).get("paths") or []
+    }
+
+
+def competing_canary(ingresses: list[Obj], own_name: str, spec: Mapping[str, Any]) -> str | None:
+    """Another canary Ingress on one of `spec`'s hosts and paths: ingress-nginx applies only one."""
+    wanted = host_paths(spec)
+    for ingress in sorted(ingresses, key=lambda item: item["metadata"]["name"]):
+        annotations = ingress["metadata"].get("annotations") or {}
+        if ingress["metadata"]["name"] == own_name or annotations.get(CANARY) != "true":
+            continue
+        if wanted & host_paths(ingress.get("spec") or {}):
+            return str(ingress["metadata"]["name"])
+    return None
+
+
 def canary_ingress(user_ingress: Mapping[str, Any], route: Route) -> Obj:
     """A new canary Ingress for `user_ingress`, owned by the Deployment, sending nothing yet."""
     user_meta = user_ingress.get("metadata") or {}

@@ -223,3 +223,16 @@ def test_finding_the_users_ingress_skips_canary_ingresses() -> None:
 
     assert find_ingress([canary], "web") is None
     assert find_ingress([canary, user_ingress()], "web") == "web"
+
+
+def test_another_canary_on_the_same_host_and_path_is_found() -> None:
+    ours = nginx.canary_ingress(user_ingress(), web_route())
+    rival = copy.deepcopy(ours)
+    rival["metadata"]["name"] = "old-canary"
+    elsewhere = copy.deepcopy(rival)
+    elsewhere["metadata"]["name"] = "other-canary"
+    elsewhere["spec"]["rules"][0]["host"] = "other.example"
+
+    assert nginx.competing_canary([ours, elsewhere], "web-canary", ours["spec"]) is None
+    assert nginx.competing_canary([ours, elsewhere, rival], "web-canary", ours["spec"]) == "old-canary"
+    assert nginx.competing_canary([user_ingress()], "web-canary", ours["spec"]) is None  # not a canary

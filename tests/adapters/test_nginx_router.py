@@ -220,3 +220,19 @@ def test_finalize_twice_changes_nothing_the_second_time(cluster: Cluster) -> Non
     router.finalize(route)
 
     assert versions(api, ns) == before
+
+
+def test_a_rival_canary_ingress_on_the_same_host_and_path_is_refused(cluster: Cluster) -> None:
+    api, ns, route = cluster.api, cluster.namespace, cluster.route
+    with_user_objects(cluster)
+    rival = user_ingress()
+    rival["metadata"] = {"name": "hand-made-canary", "annotations": {nginx.CANARY: "true", nginx.WEIGHT: "20"}}
+    ingresses(api).create(ns, rival)
+    before = versions(api, ns)
+
+    with pytest.raises(RouterError) as raised:
+        make_router("nginx", api).ensure(route)
+
+    assert raised.value.field == "ingress"
+    assert "hand-made-canary" in raised.value.message
+    assert versions(api, ns) == before
