@@ -45,7 +45,7 @@ from analysis.judges.base import (
 )
 from analysis.model import Interval, Outcome, Verdict
 from analysis.stats.buckets import per_bucket, representative_values, spread_counts
-from analysis.stats.ranktest import WeightedSample, shift_interval
+from analysis.stats.ranktest import WeightedSample, higher_at_zero, shift_interval
 
 OPTIONS = ("confidence", "tolerance", "allowed_increase", "min_intervals")
 
@@ -58,8 +58,12 @@ class Classification:
 
 
 def classify(canary: WeightedSample | None, baseline: WeightedSample | None, *, confidence: float,
-             tolerance: float, allowed_increase: float, metric: str) -> Classification:
-    """Kayenta's classification of one metric with direction "increase is bad"."""
+             tolerance: float, allowed_increase: float, metric: str, explain: bool = True) -> Classification:
+    """Kayenta's classification of one metric with direction "increase is bad".
+
+    With `explain=False` a sample whose rank statistic is not even significant at shift 0 is passed
+    without computing the interval (it cannot be High); the outcome is the same, the evidence shorter.
+    """
     if canary is None or baseline is None or canary.size <= 0 or baseline.size <= 0:
         missing = "canary" if canary is None or canary.size <= 0 else "baseline"
         return Classification(Outcome.NODATA, f"missing data for {metric} in the {missing}", {})
@@ -73,6 +77,8 @@ def classify(canary: WeightedSample | None, baseline: WeightedSample | None, *, 
     if canary.values.size == 1 and baseline.values.size == 1:
         difference = float(canary.values[0] - baseline.values[0])
         lower = upper = estimate = difference
+    elif not explain and not higher_at_zero(canary, baseline, confidence):
+        return Classification(Outcome.PASS, f"{metric} classified Pass", {**sizes})
     else:
         shift = shift_interval(canary, baseline, confidence)
         lower, upper, estimate = shift.lower, shift.upper, shift.estimate
@@ -122,14 +128,15 @@ class MannWhitneyJudge:
         data = as_arrays(history)
         result: list[Outcome] = []
         for looks in range(1, data.looks + 1):
-            combined = combined_outcome([self._classify(m, data, looks).outcome for m in self.metrics])
+            combined = combined_outcome([self._classify(m, data, looks, explain=False).outcome
+                                         for m in self.metrics])
             result.append(combined)
             if combined is Outcome.FAIL:
                 result.extend([Outcome.FAIL] * (data.looks - looks))
                 break
         return result
 
-    def _classify(self, metric: str, data: HistoryArrays, looks: int) -> Classification:
+    def _classify(self, metric: str, data: HistoryArrays, looks: int, explain: bool = True) -> Classification:
         if looks < self.min_intervals:
             return Classification(Outcome.CONTINUE, (
                 f"waiting for {self.min_intervals} intervals before classifying (have {looks}): with one "
@@ -140,7 +147,7 @@ class MannWhitneyJudge:
         else:
             canary, baseline = _latencies(data, looks, canary_arm=True), _latencies(data, looks, canary_arm=False)
         return classify(canary, baseline, confidence=self.confidence, tolerance=self.tolerance,
-                        allowed_increase=self.allowed_increase, metric=metric)
+                        allowed_increase=self.allowed_increase, metric=metric, explain=explain)
 
 
 def _whole(value: float, name: str) -> int:

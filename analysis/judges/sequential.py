@@ -183,7 +183,7 @@ class SequentialJudge:
             reason = f"no requests reached the {empty} yet"
         elif last is Outcome.FAIL:
             reason = (f"canary error rate is higher than the baseline's (e-value {e_worse:.3g} >= "
-                      f"{math.exp(self.fail_threshold):.3g}; rate ratio {_fmt(ratio)}, at least {_fmt(lower)})")
+                      f"{math.exp(self.fail_threshold):.3g}; rate ratio {_fmt(ratio)}, above {_fmt(lower)})")
         elif last is Outcome.PASS:
             reason = (f"canary error rate is not worse than {ERROR_GRID.ratio(margin_index):.3g}x the baseline's "
                       f"or below the {floor:.3%} floor (ratio {_fmt(ratio)}, at most {_fmt(upper)})")

@@ -7,6 +7,7 @@ vectorise over intervals and releases.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,14 +61,16 @@ def quantile(bounds: Sequence[float], cumulative: Sequence[float], q: float) -> 
     return float(lower_bound)
 
 
-def representative_values(bounds: Sequence[float], points: int = 8) -> tuple[FloatArray, FloatArray]:
+@functools.lru_cache(maxsize=32)
+def representative_values(bounds: tuple[float, ...], points: int = 8) -> tuple[FloatArray, FloatArray]:
     """Latencies standing for the requests of each bucket, and the share of the bucket each one carries.
 
     Requests are spread evenly inside their bucket (`points` equally spaced values, each carrying
     1/points of the bucket's count), the same assumption `histogram_quantile` makes when it
     interpolates. The first bucket starts at 0; the +Inf bucket is represented by the largest finite
     bound, the only value Prometheus itself would report there.
-    Returns (values, owner) where owner[k] is the bucket index value k belongs to.
+    Returns (values, owner) where owner[k] is the bucket index value k belongs to (cached per layout:
+    treat the arrays as read-only).
     """
     finite = [b for b in bounds if np.isfinite(b)]
     values: list[float] = []

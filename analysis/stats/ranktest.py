@@ -7,16 +7,18 @@ two-sided quantiles; the estimate is the shift where the statistic crosses zero.
 
 Samples are given as (distinct values, counts) so that a latency histogram with a million requests
 costs as much as its dozen buckets. The statistic only changes at shifts equal to some x_i - y_j,
-so the roots are found exactly by bisection over those breakpoints instead of a numeric solver.
+so the roots are found exactly by bisection over those breakpoints instead of a numeric solver
+(Kayenta uses Brent's method on the same step function; both land on the jump).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import norm
 
 FloatArray = NDArray[np.float64]
 
@@ -51,54 +53,96 @@ class WeightedSample:
         return float((self.values * self.counts).sum() / self.counts.sum())
 
 
-def _statistic(x: WeightedSample, y: WeightedSample, mu: float, quantile: float) -> float:
-    """(U - nx*ny/2 - continuity) / sigma - quantile, for x shifted down by mu."""
-    shifted = x.values - mu
-    cum_y = np.concatenate(([0.0], np.cumsum(y.counts)))
-    below = cum_y[np.searchsorted(y.values, shifted, side="left")]
-    at_or_below = cum_y[np.searchsorted(y.values, shifted, side="right")]
-    u = float((x.counts * (below + 0.5 * (at_or_below - below))).sum())
-    nx, ny = x.size, y.size
-    dz = u - nx * ny / 2.0
-    merged_values = np.concatenate((shifted, y.values))
-    merged_counts = np.concatenate((x.counts, y.counts))
-    _, inverse = np.unique(merged_values, return_inverse=True)
-    ties = np.bincount(inverse, weights=merged_counts)
-    n = nx + ny
-    sigma = np.sqrt(nx * ny / 12.0 * ((n + 1) - float((ties**3 - ties).sum()) / (n * (n - 1))))
-    if sigma == 0:
-        raise ValueError("cannot compute a confidence interval when all observations are tied")
-    correction = 0.5 * float(np.sign(dz))
-    return float((dz - correction) / sigma - quantile)
+class _RankShift:
+    """The continuity- and tie-corrected rank-sum z statistic of (x - mu) against y, as a function of mu.
+
+    Everything that does not depend on mu is computed once; a call costs two binary searches.
+    """
+
+    def __init__(self, x: WeightedSample, y: WeightedSample) -> None:
+        self.x, self.y = x, y
+        self.cum_y = np.concatenate(([0.0], np.cumsum(y.counts)))
+        self.nx, self.ny = x.size, y.size
+        n = self.nx + self.ny
+        self.within_ties = float((x.counts**3 - x.counts).sum() + (y.counts**3 - y.counts).sum())
+        self.tie_scale = n * (n - 1)
+        self.n_plus_one = n + 1
+        self.var_scale = self.nx * self.ny / 12.0
+
+    def __call__(self, mu: float, quantile: float) -> float:
+        shifted = self.x.values - mu
+        below = self.cum_y[np.searchsorted(self.y.values, shifted, side="left")]
+        equal = self.cum_y[np.searchsorted(self.y.values, shifted, side="right")] - below
+        u = float(self.x.counts @ (below + 0.5 * equal))
+        dz = u - self.nx * self.ny / 2.0
+        ties = self.within_ties
+        if equal.any():
+            # x values are distinct, so each shifted x meets at most one y value: merge those two groups.
+            hit = equal > 0
+            a, b = self.x.counts[hit], equal[hit]
+            ties += float(((a + b) ** 3 - (a + b) - (a**3 - a) - (b**3 - b)).sum())
+        variance = self.var_scale * (self.n_plus_one - ties / self.tie_scale)
+        if variance <= 0:
+            raise ValueError("cannot compute a confidence interval when all observations are tied")
+        correction = 0.5 * float(np.sign(dz))
+        return float((dz - correction) / np.sqrt(variance) - quantile)
 
 
-def _root(x: WeightedSample, y: WeightedSample, breakpoints: FloatArray, quantile: float) -> float:
-    """The shift where the (non-increasing, stepwise) statistic falls through zero."""
-    lo_mu, hi_mu = float(breakpoints[0]), float(breakpoints[-1])
-    if _statistic(x, y, lo_mu, quantile) <= 0:
-        return lo_mu
-    if _statistic(x, y, hi_mu, quantile) >= 0:
-        return hi_mu
-    # Invariant: statistic just above breakpoints[lo] is > 0 side reached from the left, at [hi] <= 0.
-    lo, hi = 0, breakpoints.size - 1
+def _root(statistic: _RankShift, breakpoints: FloatArray, quantile: float) -> float:
+    """The breakpoint where the statistic drops through zero.
+
+    The statistic is evaluated only between breakpoints, where no x - mu ties with a y and it is
+    monotone in mu; exactly at a breakpoint the merged ties make it jump about, which would let a
+    solver stop anywhere. Beyond the ends it answers the end itself, like R and Kayenta do.
+    """
+    if statistic(float(breakpoints[0]) - 1.0, quantile) <= 0:
+        return float(breakpoints[0])
+    if statistic(float(breakpoints[-1]) + 1.0, quantile) >= 0:
+        return float(breakpoints[-1])
+    gaps = 0.5 * (breakpoints[:-1] + breakpoints[1:])
+    # First gap where the statistic is <= 0 (the "after the end" gap qualifies by the check above).
+    lo, hi = -1, gaps.size
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _statistic(x, y, float(breakpoints[mid]), quantile) > 0:
-            lo = mid
-        else:
+        if statistic(float(gaps[mid]), quantile) <= 0:
             hi = mid
-    # The sign change happens between breakpoints[lo] and breakpoints[hi]; the statistic is flat in
-    # between, so the crossing is at one of the two ends: the first one where it is <= 0 is hi, but if
-    # the open gap already is <= 0 the jump happened at lo.
-    gap = 0.5 * (float(breakpoints[lo]) + float(breakpoints[hi]))
-    return float(breakpoints[lo]) if _statistic(x, y, gap, quantile) <= 0 else float(breakpoints[hi])
+        else:
+            lo = mid
+    return float(breakpoints[hi])
+
+
+@functools.lru_cache(maxsize=64)
+def z_crit(confidence: float) -> float:
+    """Two-sided normal quantile for the confidence level."""
+    return NormalDist().inv_cdf(1.0 - (1.0 - confidence) / 2.0)
+
+
+def higher_at_zero(experiment: WeightedSample, control: WeightedSample, confidence: float) -> bool:
+    """Whether the interval's lower end can be above 0 at all: a cheap screen, since a lower end at or
+    below 0 is never classified High.
+
+    The lower end is above 0 only if every experiment value exceeds every control value (then a
+    sample too small for the confidence level answers the lowest shift, as R and Kayenta do), or if
+    the statistic is still above the quantile in the gap just past 0 (it only falls as the shift grows).
+    """
+    x, y = experiment.values, control.values
+    if x.min() - y.max() > 0:
+        return True
+    # Smallest positive x_i - y_j: for each x, the largest y strictly below it.
+    below = np.searchsorted(y, x, side="left") - 1
+    has = below >= 0
+    if not has.any():
+        return False
+    smallest = float((x[has] - y[below[has]]).min())
+    return _RankShift(experiment, control)(smallest / 2.0, z_crit(confidence)) > 0
 
 
 def shift_interval(experiment: WeightedSample, control: WeightedSample, confidence: float) -> ShiftInterval:
     """Confidence interval and estimate of the shift experiment - control."""
     breakpoints = np.unique((experiment.values[:, None] - control.values[None, :]).ravel())
-    z = float(norm.ppf(1.0 - (1.0 - confidence) / 2.0))
-    lower = _root(experiment, control, breakpoints, z)
-    upper = _root(experiment, control, breakpoints, -z)
-    estimate = _root(experiment, control, breakpoints, 0.0)
+    statistic = _RankShift(experiment, control)
+    z = z_crit(confidence)
+    lower = _root(statistic, breakpoints, z)
+    upper = _root(statistic, breakpoints, -z)
+    estimate = _root(statistic, breakpoints, 0.0)
     return ShiftInterval(lower, upper, estimate)

@@ -74,18 +74,41 @@ def noncentral_share_loglr(
         return out
     idx = np.flatnonzero(informative)
     width = int((hi[idx] - lo[idx]).max()) + 1
-    # One padded row per interval: the whole support, so the normaliser is exact for every odds ratio.
-    for start in range(0, idx.size, max(1, 200_000 // width)):
-        rows = idx[start:start + max(1, 200_000 // width)]
+    chunk = max(1, 200_000 // width)
+    for start in range(0, idx.size, chunk):
+        rows = idx[start:start + chunk]
         x = lo[rows, None] + np.arange(width)[None, :]
         valid = x <= hi[rows, None]
         x_safe = np.where(valid, x, lo[rows, None])
         log_pmf = _log_choose(nc[rows, None], x_safe) + _log_choose(nb[rows, None], s[rows, None] - x_safe)
         log_pmf = np.where(valid, log_pmf, -np.inf)
-        log_norm = logsumexp(log_pmf[:, :, None] + x_safe[:, :, None] * log_psi[None, None, :], axis=1)
+        log_norm = _log_tilted_sums(log_pmf, log_psi) + lo[rows, None] * log_psi[None, :]
         base = logsumexp(log_pmf, axis=1)[:, None]
         out[rows] = c[rows, None] * log_psi[None, :] - (log_norm - base)
     return out
+
+
+def _log_tilted_sums(log_pmf: FloatArray, log_psi: FloatArray) -> FloatArray:
+    """log sum_k exp(log_pmf[:, k] + k * log_psi[g]) for every row and g.
+
+    A matrix product when the support is short enough for the tilt to stay inside float range
+    (fast); the exact log-sum-exp otherwise, and for any row where the product underflowed.
+    """
+    width = log_pmf.shape[1]
+    k = np.arange(width, dtype=float)[:, None]
+    shift = (width - 1) * np.maximum(log_psi, 0.0)
+    if (width - 1) * float(np.abs(log_psi).max(initial=0.0)) < 600.0:
+        row_max = log_pmf.max(axis=1, keepdims=True)
+        sums = np.exp(log_pmf - row_max) @ np.exp(k * log_psi[None, :] - shift[None, :])
+        with np.errstate(divide="ignore"):
+            result = np.log(sums) + row_max + shift[None, :]
+        bad = ~np.all(sums > 1e-280, axis=1)
+        if bad.any():
+            result[bad] = logsumexp(log_pmf[bad][:, :, None] + k[None, :, :] * log_psi[None, None, :], axis=1)
+        exact: FloatArray = result
+        return exact
+    full: FloatArray = logsumexp(log_pmf[:, :, None] + k[None, :, :] * log_psi[None, None, :], axis=1)
+    return full
 
 
 def log_ratio_checked(log_ratio: FloatArray) -> FloatArray:
