@@ -1,0 +1,91 @@
+"""The judging hook backed by the analysis engine: Prometheus histories judged statistically.
+
+Histories are fetched for every active release at once (one batch of queries per Prometheus, preset
+and step), at most once per half analysis interval, so the number of queries per tick does not grow
+with the number of releases. Judges are pure functions of the history, so a restarted controller
+reaches the same verdict.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import requests
+
+from analysis.history import History
+from analysis.judges import Judge as StatisticalJudge
+from analysis.judges import make_judge
+from analysis.model import Outcome, Verdict
+from analysis.prometheus import PrometheusSource
+from analysis.queries import ReleaseWindow as MetricsWindow
+from canary.config import AnalysisSpec
+from canary.judging import ReleaseWindow
+
+Group = tuple[str, str, int]  # (Prometheus URL, preset, step seconds)
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    at: float
+    histories: dict[Key, History]
+
+
+class AnalysisJudge:
+    def __init__(self, prometheus_url: str, timeout_seconds: float = 5.0, default_preset: str = "app",
+                 session: requests.Session | None = None) -> None:
+        # 5 s: the first tick after a restart fetches every release's whole history at once.
+        self.url = prometheus_url
+        self.session = session
+        self.timeout_seconds = timeout_seconds
+        self.default_preset = default_preset
+        self._lock = threading.Lock()
+        self._sources: dict[tuple[str, str], PrometheusSource] = {}
+        self._active: dict[Group, dict[Key, MetricsWindow]] = {}
+        self._fetched: dict[Group, _Fetched] = {}
+        self._judges: dict[tuple[str, float, tuple[str, ...]], StatisticalJudge] = {}
+
+    def verdict(self, window: ReleaseWindow, spec: AnalysisSpec, now: float) -> Verdict:
+        try:
+            judge = self._judge(spec.judge, spec.alpha, spec.metrics)
+        except ValueError as exc:
+            return Verdict(Outcome.NODATA, "all", f"analysis misconfigured: {exc}")
+        group: Group = (spec.prometheus or self.url, spec.preset or self.default_preset,
+                        max(1, round(spec.interval_seconds)))
+        key = (window.namespace, window.name)
+        metrics_window = MetricsWindow(window.namespace, window.name, window.primary, window.canary,
+                                       window.started_at)
+        with self._lock:
+            members = self._active.setdefault(group, {})
+            members[key] = metrics_window
+            fetched = self._fetched.get(group)
+            stale = fetched is None or now - fetched.at >= group[2] / 2 or key not in fetched.histories
+            if stale:
+                fetched = _Fetched(now, self._source(group).histories(list(members.values()), now, group[2]))
+                self._fetched[group] = fetched
+        assert fetched is not None
+        history = fetched.histories.get(key, History(error="no history for this release"))
+        return history.verdict(judge)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            for members in self._active.values():
+                members.pop((namespace, name), None)
+
+    def _source(self, group: Group) -> PrometheusSource:
+        url, preset, _ = group
+        source = self._sources.get((url, preset))
+        if source is None:
+            source = PrometheusSource(url, preset, timeout_seconds=self.timeout_seconds, session=self.session)
+            self._sources[(url, preset)] = source
+        return source
+
+    def _judge(self, name: str, alpha: float, metrics: Sequence[str]) -> StatisticalJudge:
+        key = (name, alpha, tuple(metrics))
+        judge = self._judges.get(key)
+        if judge is None:
+            judge = make_judge(name, alpha=alpha, metrics=tuple(metrics))
+            self._judges[key] = judge
+        return judge

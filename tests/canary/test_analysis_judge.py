@@ -1,0 +1,78 @@
+"""The controller's analysis hook against a real Prometheus: right verdict per release, one batch per tick."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from analysis.model import Outcome
+from canary.analysis_judge import AnalysisJudge
+from canary.config import AnalysisSpec
+from canary.judging import ReleaseWindow
+from sandbox.prometheus_server import PrometheusServer, Series
+
+pytestmark = [pytest.mark.real, pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs prometheus")]
+
+T0 = (int(time.time()) - 3600) // 60 * 60
+END = T0 + 600
+
+
+def counter(labels: dict[str, str], rate: float) -> Series:
+    return Series("http_requests_total", labels,
+                  [(float(t), rate * (t - T0 + 60)) for t in range(T0 - 60, END + 1, 5)])
+
+
+def release(namespace: str, name: str, canary_error_share: float) -> list[Series]:
+    primary = {"namespace": namespace, "deployment": f"{name}-primary", "pod": f"{name}-primary-6f7d8c9b5-aaaaa"}
+    canary = {"namespace": namespace, "deployment": name, "pod": f"{name}-58c9d7f6b-bbbbb"}
+    return [
+        counter({**primary, "code": "200"}, 49.75), counter({**primary, "code": "500"}, 0.25),
+        counter({**canary, "code": "200"}, 10 * (1 - canary_error_share)),
+        counter({**canary, "code": "500"}, 10 * canary_error_share),
+    ]
+
+
+@pytest.fixture(scope="module")
+def prom() -> Iterator[PrometheusServer]:
+    server = PrometheusServer()
+    server.preload(release("shop", "web", 0.10) + release("shop", "api", 0.005))
+    with server:
+        yield server
+
+
+def window(name: str) -> ReleaseWindow:
+    return ReleaseWindow("shop", name, f"{name}-primary", name, 1, float(T0), "nginx")
+
+
+def test_bad_canary_fails_good_canary_does_not_and_one_batch_serves_both(prom: PrometheusServer) -> None:
+    session = requests.Session()
+    sent: list[str] = []
+    session.hooks["response"].append(lambda response, *a, **k: sent.append(response.url))
+    spec = AnalysisSpec(metrics=("error-rate",), interval_seconds=10)
+    AnalysisJudge(prom.url, session=session).verdict(window("web"), spec, float(END))
+    alone = len(sent)
+    judge = AnalysisJudge(prom.url, session=session)
+    judge.verdict(window("api"), spec, float(END))  # registers api
+    sent.clear()
+    judge._fetched.clear()  # a new tick
+    bad = judge.verdict(window("web"), spec, float(END))
+    good = judge.verdict(window("api"), spec, float(END))
+    assert bad.outcome is Outcome.FAIL, bad
+    assert good.outcome in (Outcome.PASS, Outcome.CONTINUE), good
+    assert len(sent) == alone, sent  # both releases' tick costs what one release's does
+
+
+def test_unreachable_prometheus_is_nodata_never_pass() -> None:
+    judge = AnalysisJudge("http://127.0.0.1:9", timeout_seconds=0.5)
+    verdict = judge.verdict(window("web"), AnalysisSpec(), time.time())
+    assert verdict.outcome is Outcome.NODATA and "Prometheus" in verdict.reason
+
+
+def test_misconfigured_judge_is_nodata_with_the_reason() -> None:
+    judge = AnalysisJudge("http://127.0.0.1:9")
+    verdict = judge.verdict(window("web"), AnalysisSpec(metrics=("bogus",)), time.time())
+    assert verdict.outcome is Outcome.NODATA and "bogus" in verdict.reason
