@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from sandbox.dataplane import POD_PORT_ANNOTATION, NginxDataPlane
 
@@ -82,6 +83,43 @@ async def wait_for(condition: Callable[[], Awaitable[Any]], timeout: float, what
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+TOKEN = "s3cret-token"  # the webhook bearer token in Alertmanager tests
+
+
+class Receiver:
+    """A webhook endpoint that records what Alertmanager sends."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.calls.append((request.headers.get("Authorization", ""), await request.json()))
+        return web.Response(text="ok")
+
+    async def first(self, status: str) -> tuple[str, dict[str, Any]]:
+        async def found() -> tuple[str, dict[str, Any]] | None:
+            return next((call for call in self.calls if call[1]["status"] == status), None)
+
+        result: tuple[str, dict[str, Any]] = await wait_for(found, 20, f"a {status} notification")
+        return result
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hook = Receiver()
+    app = web.Application()
+    app.router.add_post("/alerts", hook.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    hook.url = f"http://127.0.0.1:{port}/alerts"
+    yield hook
+    await runner.cleanup()
 
 
 @pytest.fixture

@@ -7,54 +7,15 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from sandbox.alertmanager_server import EXAMPLE_RULES, Alert, AlertmanagerServer, Webhook
-from tests.sandbox_full.conftest import listening_addresses, wait_for
+from tests.sandbox_full.conftest import TOKEN, Receiver, listening_addresses
 
 pytestmark = pytest.mark.real
-
-TOKEN = "s3cret-token"
-
-
-class Receiver:
-    """A webhook endpoint that records what Alertmanager sends."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.calls.append((request.headers.get("Authorization", ""), await request.json()))
-        return web.Response(text="ok")
-
-    async def first(self, status: str) -> tuple[str, dict[str, Any]]:
-        async def found() -> tuple[str, dict[str, Any]] | None:
-            return next((call for call in self.calls if call[1]["status"] == status), None)
-
-        result: tuple[str, dict[str, Any]] = await wait_for(found, 20, f"a {status} notification")
-        return result
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    hook = Receiver()
-    app = web.Application()
-    app.router.add_post("/alerts", hook.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    hook.url = f"http://127.0.0.1:{port}/alerts"
-    yield hook
-    await runner.cleanup()
 
 
 async def test_firing_and_resolved_alerts_reach_the_webhook_with_the_bearer_token(
