@@ -11,6 +11,7 @@ import yaml
 from aiohttp import web
 
 from . import discovery, tables
+from .encoding import Encoder
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .routing import Target, resource_target
@@ -69,6 +70,11 @@ class ApiServer:
         self.bookmark_interval = bookmark_interval
         self.closing = asyncio.Event()
         self.server_address = "127.0.0.1:0"
+        self.encoder = Encoder()
+
+    def _object(self, obj: JsonObject, status: int = 200) -> web.Response:
+        """A stored object, encoded once however often it is read."""
+        return web.Response(body=self.encoder.encode(obj), status=status, content_type="application/json")
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -150,7 +156,7 @@ class ApiServer:
         obj = self.store.get(target.rtype, self._ns(target), target.name or "")
         if target.subresource == "scale":
             return _json(_scale_of(obj))
-        return _json(_with_version(target.rtype, obj))
+        return self._object(_with_version(target.rtype, obj))
 
     async def _list_or_watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         query = request.query
@@ -164,7 +170,7 @@ class ApiServer:
                 raise bad_request(f"invalid resourceVersion {query.get('resourceVersion')!r}") from error
             timeout = query.get("timeoutSeconds")
             return await serve_watch(
-                request, self.store, target.rtype,
+                request, self.store, self.encoder, target.rtype,
                 {"namespace": namespace, "since": since, "labels": labels, "fields": fields},
                 timeout_seconds=float(timeout) if timeout else None,
                 bookmarks=query.get("allowWatchBookmarks") in _TRUE,
@@ -173,8 +179,8 @@ class ApiServer:
         version = str(self.store.resource_version)
         if "as=Table" in request.headers.get("Accept", ""):
             return _json(tables.table(target.rtype.kind, items, version))
-        return _json({"kind": target.rtype.list_kind, "apiVersion": target.rtype.api_version,
-                      "metadata": {"resourceVersion": version}, "items": items})
+        body = self.encoder.listing(target.rtype.list_kind, target.rtype.api_version, version, items)
+        return web.Response(body=body, content_type="application/json")
 
     # ----- writes
     @staticmethod
@@ -188,7 +194,7 @@ class ApiServer:
             raise method_not_allowed(f"POST to all-namespace {target.rtype.plural} is not supported; "
                                      "post to /namespaces/<ns>/...")
         created = self.store.create(target.rtype, self._ns(target), body, dry_run=self._dry_run(request))
-        return _json(created, 201)
+        return self._object(created, 201)
 
     def _update(self, target: Target, body: Any, request: web.Request) -> web.Response:
         name, rtype = target.name or "", target.rtype
@@ -196,7 +202,7 @@ class ApiServer:
             return _json(_scale_of(self._set_scale(target, body)))
         updated = self.store.update(rtype, self._ns(target), name, body, subresource=target.subresource,
                                     dry_run=self._dry_run(request))
-        return _json(_with_version(rtype, updated))
+        return self._object(_with_version(rtype, updated))
 
     def _set_scale(self, target: Target, scale: Any) -> JsonObject:
         if not isinstance(scale, dict) or not isinstance((scale.get("spec") or {}).get("replicas"), int):
@@ -236,7 +242,7 @@ class ApiServer:
             return _json(_scale_of(self._set_scale(target, result)))
         updated = self.store.update(rtype, namespace, name, result, subresource=target.subresource,
                                     dry_run=self._dry_run(request))
-        return _json(_with_version(rtype, updated))
+        return self._object(_with_version(rtype, updated))
 
     def _delete_options(self, body: Any, request: web.Request) -> dict[str, Any]:
         options = body if isinstance(body, dict) else {}

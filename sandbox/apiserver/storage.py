@@ -110,6 +110,8 @@ class Store:
     _graceful: set[tuple[str, str]] = field(default_factory=set)  # store keys handed to a terminator
     _terminating: set[tuple[tuple[str, str], ObjectKey]] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # owner uid -> (store key, object key) of its dependents: controllers and the GC find children without scans
+    _owned: dict[str, set[tuple[tuple[str, str], ObjectKey]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         namespaces = self.registry.resource("", "namespaces")
@@ -146,6 +148,39 @@ class Store:
             and (labels is None or labels.matches(obj["metadata"].get("labels")))
             and (fields is None or fields.matches(obj))
         ]
+
+    def owned_by(self, rtype: ResourceType, owner_uid: str) -> builtins.list[JsonObject]:
+        """Objects of `rtype` that name `owner_uid` in their ownerReferences, sorted by namespace/name."""
+        bucket = self._objects.get(rtype.store_key, {})
+        keys = sorted(k for store_key, k in self._owned.get(owner_uid, ()) if store_key == rtype.store_key)
+        return [bucket[k] for k in keys if k in bucket]
+
+    def _object_key(self, rtype: ResourceType, obj: JsonObject) -> ObjectKey:
+        return (obj["metadata"].get("namespace", "") if rtype.namespaced else "", obj["metadata"]["name"])
+
+    def _put(self, rtype: ResourceType, obj: JsonObject, previous: JsonObject | None) -> None:
+        key = self._object_key(rtype, obj)
+        self._objects.setdefault(rtype.store_key, {})[key] = obj
+        refs = obj["metadata"].get("ownerReferences")
+        old_refs = previous["metadata"].get("ownerReferences") if previous else None
+        if refs != old_refs:
+            self._index_owners(rtype, key, old_refs, add=False)
+            self._index_owners(rtype, key, refs, add=True)
+
+    def _drop(self, rtype: ResourceType, obj: JsonObject) -> None:
+        key = self._object_key(rtype, obj)
+        del self._objects[rtype.store_key][key]
+        self._index_owners(rtype, key, obj["metadata"].get("ownerReferences"), add=False)
+
+    def _index_owners(self, rtype: ResourceType, key: ObjectKey, refs: Any, add: bool) -> None:
+        for ref in refs or []:
+            uid = str(ref.get("uid", ""))
+            if add:
+                self._owned.setdefault(uid, set()).add((rtype.store_key, key))
+            elif uid in self._owned:
+                self._owned[uid].discard((rtype.store_key, key))
+                if not self._owned[uid]:
+                    del self._owned[uid]
 
     # ----- subscribing
     def subscribe(self, listener: Listener) -> None:
@@ -271,18 +306,22 @@ class Store:
             metadata["resourceVersion"] = str(self._revision)
             return obj
         metadata["resourceVersion"] = self._bump()
-        bucket[object_key] = obj
+        self._put(rtype, obj, None)
         if rtype.kind == "CustomResourceDefinition":
             self.registry.add_all(new_types)
         self._emit("ADDED", rtype, obj, None)
         return obj
 
     def update(self, rtype: ResourceType, namespace: str, name: str, obj: Any, *, subresource: str | None = None,
-               dry_run: bool = False) -> JsonObject:
-        """PUT semantics: optimistic concurrency on metadata.resourceVersion, status only through `/status`."""
+               dry_run: bool = False, handed_over: bool = False) -> JsonObject:
+        """PUT semantics: optimistic concurrency on metadata.resourceVersion, status only through `/status`.
+
+        `handed_over=True`: the caller built `obj` for this call and will not touch it again (no defensive copy).
+        """
         current = self.get(rtype, namespace, name)
-        obj = self._check_body(rtype, copy.deepcopy(obj), namespace)
-        metadata = obj["metadata"]
+        if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
+            raise bad_request("the request body must be a JSON object with object metadata")
+        metadata = obj.get("metadata", {})
         if metadata.get("name", name) != name:
             raise bad_request(f'the name of the object ({metadata.get("name")}) does not match the name on the URL '
                               f"({name})")
@@ -291,10 +330,12 @@ class Store:
             raise conflict(rtype.plural, rtype.group, name)
         if subresource == "status":
             new = dict(current)
-            new["status"] = obj.get("status", {})
+            status = obj.get("status", {})
+            new["status"] = status if handed_over else copy.deepcopy(status)
             new["metadata"] = dict(current["metadata"])
         else:
-            new = obj
+            new = self._check_body(rtype, obj if handed_over else copy.deepcopy(obj), namespace)
+            metadata = new["metadata"]
             for key in _IMMUTABLE_METADATA:
                 if key in current["metadata"]:
                     metadata[key] = current["metadata"][key]
@@ -320,7 +361,7 @@ class Store:
             new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             return new
         new["metadata"]["resourceVersion"] = self._bump()
-        self._objects[rtype.store_key][(namespace if rtype.namespaced else "", name)] = new
+        self._put(rtype, new, current)
         if rtype.kind == "CustomResourceDefinition":
             self.registry.add_all(crds.resource_types(new))
         self._emit("MODIFIED", rtype, new, current)
@@ -357,7 +398,7 @@ class Store:
                 spec_grace = (current.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
                 new["metadata"]["deletionGracePeriodSeconds"] = spec_grace if grace_seconds is None else grace_seconds
                 self._terminating.add((rtype.store_key, (ns_key, name)))
-            self._objects[rtype.store_key][(ns_key, name)] = new
+            self._put(rtype, new, current)
             self._emit("MODIFIED", rtype, new, current)
             return new, False
         return self._remove(rtype, current), True
@@ -379,7 +420,7 @@ class Store:
 
     def _remove(self, rtype: ResourceType, obj: JsonObject) -> JsonObject:
         meta = obj["metadata"]
-        del self._objects[rtype.store_key][(meta.get("namespace", "") if rtype.namespaced else "", meta["name"])]
+        self._drop(rtype, obj)
         gone_obj = dict(obj)
         gone_obj["metadata"] = dict(meta, resourceVersion=self._bump())
         if rtype.kind == "CustomResourceDefinition":
@@ -402,13 +443,12 @@ class Store:
         return {t.store_key: t for t in self.registry}
 
     def _dependents(self, owner_uid: str, namespace: str | None) -> builtins.list[tuple[ResourceType, JsonObject]]:
+        types = self._types_by_store()
         found = []
-        for store_key, rtype in self._types_by_store().items():
-            for (ns, _), obj in self._objects.get(store_key, {}).items():
-                if namespace and ns != namespace:
-                    continue
-                if any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or []):
-                    found.append((rtype, obj))
+        for store_key, key in sorted(self._owned.get(owner_uid, ())):
+            obj = self._objects.get(store_key, {}).get(key)
+            if obj is not None and store_key in types and (not namespace or key[0] == namespace):
+                found.append((types[store_key], obj))
         return found
 
     def _orphan_dependents(self, owner_uid: str) -> None:
@@ -455,7 +495,7 @@ class Store:
             new["metadata"] = dict(namespace["metadata"], deletionTimestamp=now_timestamp(),
                                    resourceVersion=self._bump())
             new["status"] = {"phase": "Terminating"}
-            self._objects[rtype.store_key][("", name)] = new
+            self._put(rtype, new, namespace)
             self._emit("MODIFIED", rtype, new, namespace)
             namespace = new
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .encoding import Encoder
 from .errors import ApiError
 from .resources import ResourceType
 from .storage import Store, Watcher
@@ -26,9 +27,9 @@ def _with_version(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     return dict(obj, apiVersion=rtype.api_version)
 
 
-async def serve_watch(request: web.Request, store: Store, rtype: ResourceType, watcher_args: dict[str, Any],
-                      *, timeout_seconds: float | None, bookmarks: bool, bookmark_interval: float,
-                      closing: asyncio.Event) -> web.StreamResponse:
+async def serve_watch(request: web.Request, store: Store, encoder: Encoder, rtype: ResourceType,
+                      watcher_args: dict[str, Any], *, timeout_seconds: float | None, bookmarks: bool,
+                      bookmark_interval: float, closing: asyncio.Event) -> web.StreamResponse:
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     try:
@@ -55,7 +56,7 @@ async def serve_watch(request: web.Request, store: Store, rtype: ResourceType, w
             chunk = []
             while not watcher.queue.empty():
                 event = watcher.queue.get_nowait()
-                chunk.append(_line(event.type, _with_version(rtype, event.object)))
+                chunk.append(encoder.event_line(event.type, _with_version(rtype, event.object)))
             if chunk:
                 await response.write(b"".join(chunk))
                 continue
@@ -69,7 +70,7 @@ async def serve_watch(request: web.Request, store: Store, rtype: ResourceType, w
             done, _ = await asyncio.wait({getter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
                 event = getter.result()
-                await response.write(_line(event.type, _with_version(rtype, event.object)))
+                await response.write(encoder.event_line(event.type, _with_version(rtype, event.object)))
             else:
                 getter.cancel()
             if closed in done:

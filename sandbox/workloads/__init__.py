@@ -92,10 +92,18 @@ class Workloads:
             self._add_owner(event.object, "ReplicaSet", "replicaset")
             if event.type == "DELETED":
                 self._wake_deployment_of(event.object)
-            for service in self.store.list(self.store.registry.resource("", "services"), namespace):
-                self.add(("service", namespace, service["metadata"]["name"]))
+            self._wake_services_of(event)
         elif (group, plural) == ("", "services"):
             self.add(("service", namespace, name))
+
+    def _wake_services_of(self, event: WatchEvent) -> None:
+        """Only Services whose selector picks the pod (before or after the change) need new Endpoints."""
+        namespace = event.namespace
+        labels = [obj["metadata"].get("labels") or {} for obj in (event.object, event.old) if obj is not None]
+        for service in self.store.list(self.store.registry.resource("", "services"), namespace):
+            selector = (service.get("spec") or {}).get("selector") or {}
+            if selector and any(all(pod.get(k) == v for k, v in selector.items()) for pod in labels):
+                self.add(("service", namespace, service["metadata"]["name"]))
 
     def _wake_deployment_of(self, pod: dict[str, Any]) -> None:
         """Recreate waits for old pods to vanish, which changes no ReplicaSet status: wake the Deployment."""

@@ -48,7 +48,7 @@ class DeploymentSync:
         if deployment is None or deployment["metadata"].get("deletionTimestamp"):
             return None
         uid = deployment["metadata"]["uid"]
-        owned = [rs for rs in self.store.list(self.replicasets, self.namespace) if controller_uid(rs) == uid]
+        owned = [rs for rs in self.store.owned_by(self.replicasets, uid) if controller_uid(rs) == uid]
         spec = deployment["spec"]
         wanted_hash = template_hash(spec.get("template") or {})
         new = next((rs for rs in owned if (rs["metadata"].get("labels") or {}).get(HASH_LABEL) == wanted_hash), None)
@@ -115,8 +115,7 @@ class DeploymentSync:
                   wanted_hash: str) -> tuple[JsonObject | None, bool]:
         for rs in old:
             self._scale(rs, 0)
-        old_uids = {rs["metadata"]["uid"] for rs in old}
-        if any(controller_uid(p) in old_uids for p in self.store.list(self.pods, self.namespace)):
+        if any(self.store.owned_by(self.pods, rs["metadata"]["uid"]) for rs in old):
             return new, False  # Recreate waits until every old pod is gone, terminating ones included
         desired = int(deployment["spec"].get("replicas", 1))
         if new is None:

@@ -60,6 +60,8 @@ def sync_endpoints(store: Store, namespace: str, name: str) -> None:
         with contextlib.suppress(ApiError):  # the namespace is going away
             store.create(endpoints, namespace, body)
         return
+    if current.get("subsets") == body["subsets"] and current["metadata"].get("labels") == body["metadata"]["labels"]:
+        return
     updated = copy_of(current)
     updated["subsets"] = body["subsets"]
     updated["metadata"]["labels"] = body["metadata"]["labels"]

@@ -64,12 +64,13 @@ def write_status(store: Store, rtype: ResourceType, obj: Mapping[str, Any], stat
     new = dict(obj)
     new["status"] = status
     meta = obj["metadata"]
-    return store.update(rtype, meta.get("namespace", ""), meta["name"], new, subresource="status")
+    return store.update(rtype, meta.get("namespace", ""), meta["name"], new, subresource="status", handed_over=True)
 
 
 def write_object(store: Store, rtype: ResourceType, new: JsonObject) -> JsonObject:
+    """Write a controller's own fresh copy (see copy_of), which the store may keep as it is."""
     meta = new["metadata"]
-    return store.update(rtype, meta.get("namespace", ""), meta["name"], new)
+    return store.update(rtype, meta.get("namespace", ""), meta["name"], new, handed_over=True)
 
 
 def copy_of(obj: Mapping[str, Any]) -> JsonObject:

@@ -47,7 +47,7 @@ def sync_replicaset(store: Store, namespace: str, name: str, ready_since: ReadyC
     if rs is None:
         return None
     uid = rs["metadata"]["uid"]
-    pods = [p for p in store.list(pods_type, namespace) if controller_uid(p) == uid]
+    pods = [p for p in store.owned_by(pods_type, uid) if controller_uid(p) == uid]
     active = [p for p in pods if is_active(p)]
     if not rs["metadata"].get("deletionTimestamp"):
         wanted = int(rs["spec"].get("replicas", 1))
