@@ -175,6 +175,27 @@ class Backends:
                 f"recreate Service {route.name} (or let Weir re-run its setup) before changing traffic",
             )
 
+    def apex_on_canary(self, route: Route) -> bool:
+        """Whether an apex Weir took over selects the canary's pods: with a router that splits
+        traffic in front of the apex, that means everything not split off reaches the canary too,
+        e.g. after a user re-applied their Service manifest."""
+        apex = self._services.get(route.namespace, route.name)
+        if apex is None or ORIGINAL_SELECTOR not in ((apex.get("metadata") or {}).get("annotations") or {}):
+            return False
+        return bool((apex.get("spec") or {}).get("selector") == dict(route.canary_selector))
+
+    def hold_apex_on_primary(self, route: Route) -> None:
+        """For routers that split traffic in front of the apex: the apex serves the primary only."""
+
+        def on_primary(apex: Obj) -> Obj | None:
+            annotations = (apex.get("metadata") or {}).get("annotations") or {}
+            if ORIGINAL_SELECTOR not in annotations:
+                return None  # not taken over (yet): ensure's job, not set's
+            apex.setdefault("spec", {})["selector"] = dict(route.primary_selector)
+            return apex
+
+        self._services.update(route.namespace, route.name, on_primary)
+
     def apex_selector(self, route: Route) -> dict[str, str] | None:
         apex = self._services.get(route.namespace, route.name)
         return None if apex is None else dict((apex.get("spec") or {}).get("selector") or {})

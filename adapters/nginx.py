@@ -105,6 +105,7 @@ class NginxRouter:
             raise RouterError("router", f"router nginx cannot route this: {reason}", "change the stage's matches")
 
         canary_name = self._canary_name(route)
+        self._backends.hold_apex_on_primary(route)
 
         def route_as_asked(ingress: Obj) -> Obj:
             refuse_foreign(ingress, "ingress", "Ingress", canary_name)
@@ -120,6 +121,8 @@ class NginxRouter:
             )
 
     def read(self, route: Route) -> Routing:
+        if self._backends.apex_on_canary(route):
+            return Routing(canary_weight=100)  # the user's Ingress reaches the canary through the apex
         canary = self._ingresses.get(route.namespace, self._canary_name(route))
         if canary is None:
             return Routing()

@@ -112,6 +112,7 @@ class SplitRouter:
         if reason is not None:
             raise RouterError("router", f"router {self.name} cannot route this: {reason}", "change the stage's matches")
         name = self._name(route)
+        self._backends.hold_apex_on_primary(route)
         if (
             self._objects.update(route.namespace, name, lambda current: self._edits.routed(current, route, routing))
             is None
@@ -123,6 +124,8 @@ class SplitRouter:
             )
 
     def read(self, route: Route) -> Routing:
+        if self._backends.apex_on_canary(route):
+            return Routing(canary_weight=100)  # in-cluster clients of the apex reach the canary
         return self._edits.parse(self._current(route), route)
 
     def finalize(self, route: Route) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -236,3 +237,24 @@ def test_a_rival_canary_ingress_on_the_same_host_and_path_is_refused(cluster: Cl
     assert raised.value.field == "ingress"
     assert "hand-made-canary" in raised.value.message
     assert versions(api, ns) == before
+
+
+def test_an_apex_reset_to_the_canarys_pods_reads_as_all_canary_and_set_repairs_it(cluster: Cluster) -> None:
+    # `kubectl apply` of the user's own Service manifest puts back `app: web`: the Deployment Weir
+    # keeps at 0 replicas between releases. The controller must see it and `set` must fix it.
+    api, ns, route = cluster.api, cluster.namespace, cluster.route
+    with_user_objects(cluster)
+    router = make_router("nginx", api)
+    router.ensure(route)
+
+    def reapplied(apex: dict[str, Any]) -> dict[str, Any]:
+        apex["spec"]["selector"] = {"app": "web"}
+        return apex
+
+    services(api).update(ns, "web", reapplied)
+
+    assert router.read(route) == Routing(canary_weight=100)
+    router.set(route, Routing())
+    apex = service(api, ns, "web")
+    assert apex is not None and apex["spec"]["selector"] == {"app": "web-primary"}
+    assert router.read(route) == Routing()
