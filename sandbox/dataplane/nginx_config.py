@@ -96,38 +96,38 @@ def _target(index: int, route: Route, endpoints: Endpoints) -> tuple[str | None,
         # ingress-nginx: a backend without endpoints has no balancer, so a canary without ready pods
         # is skipped, and a main without ready pods answers 503 whatever the canary rules say.
         return main, []
-    var = f"$weir_route_{index}"
-    return var, _canary_maps(var, route.policy, main, route.canary.upstream)
+    return _canary_maps(f"$weir_route_{index}", route.policy, main, route.canary.upstream)
 
 
-def _canary_maps(var: str, policy: CanaryPolicy, main: str, canary: str) -> list[str]:
-    by_header, by_cookie, by_weight = f"{var}_header", f"{var}_cookie", f"{var}_weight"
-    lines: list[str] = []
-    header_rules: list[tuple[str, str]] = []
-    if policy.header is not None:
-        if policy.header_value is not None:
-            header_rules = [(_exact(policy.header_value), canary)]
-        elif policy.header_pattern is not None:
-            header_rules = [(_quote("~" + policy.header_pattern), canary)]
-        else:
-            header_rules = [(_exact("always"), canary), (_exact("never"), main)]
-        header_var = "$http_" + policy.header.lower().replace("-", "_")
-        lines += _map(header_var, by_header, header_rules, '""')
+def _canary_maps(prefix: str, policy: CanaryPolicy, main: str, canary: str) -> tuple[str, list[str]]:
+    """Layered from the lowest precedence up: the weight decides unless the cookie does, which
+    decides unless the header does. A rule that does not decide yields "" and falls through."""
+    chosen = f"{prefix}_by_weight"
+    lines = _split(chosen, policy.weight_percent, main, canary)
     if policy.cookie is not None:
         # $cookie_<name> cannot address names with '-'; match the Cookie header instead. The name is
         # case-insensitive, as nginx's own cookie lookup is.
         name = f"(?i:{_pcre_literal(policy.cookie)})"
         rules = [(_quote(f"~(?:^|;)\\s*{name}=always\\s*(?:;|$)"), canary),
                  (_quote(f"~(?:^|;)\\s*{name}=never\\s*(?:;|$)"), main)]
-        lines += _map("$http_cookie", by_cookie, rules, '""')
-    lines += _split(by_weight, policy.weight_percent, main, canary)
-    after_cookie = f"{var}_after_cookie"
-    lines += _map(by_cookie, after_cookie, [('""', by_weight)], by_cookie) if policy.cookie else []
-    after_header = after_cookie if policy.cookie else by_weight
-    lines += _map(by_header, var, [('""', after_header)], by_header) if policy.header else []
-    if policy.header is None:
-        lines += _map(after_header, var, [], after_header)
-    return lines
+        lines += _map("$http_cookie", f"{prefix}_cookie", rules, '""')
+        lines += _fall_through(f"{prefix}_cookie", chosen, f"{prefix}_by_cookie")
+        chosen = f"{prefix}_by_cookie"
+    if policy.header is not None:
+        if policy.header_value is not None:
+            rules = [(_exact(policy.header_value), canary)]
+        elif policy.header_pattern is not None:
+            rules = [(_quote("~" + policy.header_pattern), canary)]
+        else:
+            rules = [(_exact("always"), canary), (_exact("never"), main)]
+        lines += _map("$http_" + policy.header.lower().replace("-", "_"), f"{prefix}_header", rules, '""')
+        lines += _fall_through(f"{prefix}_header", chosen, f"{prefix}_by_header")
+        chosen = f"{prefix}_by_header"
+    return chosen, lines
+
+
+def _fall_through(decision: str, otherwise: str, result: str) -> list[str]:
+    return _map(decision, result, [('""', otherwise)], decision)
 
 
 def _split(var: str, percent: float, main: str, canary: str) -> list[str]:
