@@ -185,9 +185,11 @@ class NginxDataPlane:
         process, self._process = self._process, None
         if process is None:
             return
-        # nginx workers outlive a killed master; they share its process group (its own session).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        if process.poll() is None:
+            # nginx workers outlive a killed master; they share its process group (its own session).
+            # A master that exited on its own has already waited for its workers.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         await asyncio.to_thread(process.wait)
 
 
