@@ -55,6 +55,14 @@ class LoadReport:
     connection_errors: int = 0  # refused, reset, timed out: no HTTP status at all
     elapsed_seconds: float = 0.0
     last_error: str = ""
+    latencies_seconds: tuple[float, ...] = ()  # of answered requests, in completion order
+
+    def latency_quantile(self, q: float) -> float | None:
+        """The q-quantile (0..1) of answered requests' latency, nearest rank; None before any answer."""
+        if not self.latencies_seconds:
+            return None
+        ordered = sorted(self.latencies_seconds)
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
     @property
     def by_code(self) -> dict[int, int]:
@@ -96,6 +104,8 @@ class LoadReport:
             "by_code": {str(k): v for k, v in sorted(self.by_code.items())},
             "by_version": dict(sorted(self.by_version.items())),
             "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "latency_p50_seconds": self.latency_quantile(0.5),
+            "latency_p99_seconds": self.latency_quantile(0.99),
             "last_error": self.last_error,
         }
 
@@ -106,6 +116,7 @@ class LoadGenerator:
         self._stopped = asyncio.Event()
         self._responses: Counter[tuple[str, int]] = Counter()
         self._connection_errors = 0
+        self._latencies: list[float] = []
         self._last_error = ""
         self._sent = 0
         self._started: float | None = None
@@ -123,6 +134,7 @@ class LoadGenerator:
             connection_errors=self._connection_errors,
             elapsed_seconds=now - self._started if self._started is not None else 0.0,
             last_error=self._last_error,
+            latencies_seconds=tuple(self._latencies),
         )
 
     async def run(self) -> LoadReport:
@@ -159,10 +171,12 @@ class LoadGenerator:
         return spec.duration is not None and elapsed >= spec.duration
 
     async def _one(self, session: aiohttp.ClientSession, slots: asyncio.Semaphore) -> None:
+        started = time.monotonic()
         try:
             async with session.get(self.spec.url, headers=self._headers()) as response:
                 body = await response.read()
             self._responses[(_version_of(body), response.status)] += 1
+            self._latencies.append(time.monotonic() - started)
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             self._connection_errors += 1
             self._last_error = f"{type(error).__name__}: {error}"

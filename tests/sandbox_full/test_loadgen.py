@@ -99,3 +99,14 @@ def test_cli_prints_a_json_summary(demo_apps: Callable[..., DemoProcess], capsys
     summary = json.loads(capsys.readouterr().out)
     assert code == 0
     assert summary["by_version"] == {"v9": 20} and summary["failed"] == 0
+
+
+async def test_latency_quantiles_cover_answered_requests_only(echo: Echo) -> None:
+    report = await send(echo.url, 20, rate=500)
+    assert len(report.latencies_seconds) == 20
+    p50, p99 = report.latency_quantile(0.5), report.latency_quantile(0.99)
+    assert p50 is not None and p99 is not None and 0 < p50 <= p99 == max(report.latencies_seconds)
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        refused = await send(f"http://127.0.0.1:{reserved.getsockname()[1]}/", 2, rate=500)
+    assert refused.latency_quantile(0.5) is None
