@@ -58,7 +58,7 @@ ERROR_GRID = RatioGrid(step=math.log(2) / 8, half_width=48)
 LATENCY_GRID = RatioGrid(step=math.log(2) / 4, half_width=12)
 # Where the mixtures put their weight: tuned on the benchmark so that 2x errors and +10% latency are
 # caught fast while larger effects still cross within one or two looks.
-ERROR_PRIOR = MixturePrior(centre=math.log(1.8), spread=0.4)
+ERROR_PRIOR = MixturePrior(centre=math.log(2.0), spread=0.6)
 LATENCY_PRIOR = MixturePrior(centre=math.log(1.5), spread=0.5)
 LATENCY_LEVELS = (0.5, 0.9)
 # Requests per arm before "everything fell in one bucket" counts as evidence of no slowdown.
@@ -93,7 +93,7 @@ class SequentialJudge:
             metrics=check_metrics(metrics),
             pass_alpha=number_option(options, "pass_alpha", checked_alpha, high=0.5),
             error_margin=number_option(options, "error_margin", 1.0, high=63.0),
-            latency_margin=number_option(options, "latency_margin", 0.25, high=7.0),
+            latency_margin=number_option(options, "latency_margin", 0.5, high=7.0),
             error_floor=number_option(options, "error_floor", 0.001, high=0.5),
         )
 

@@ -88,27 +88,38 @@ class _RankShift:
         return float((dz - correction) / np.sqrt(variance) - quantile)
 
 
+def _first_gap(statistic: _RankShift, gaps: FloatArray, quantile: float, strict: bool) -> int:
+    """Index of the first gap where the statistic is <= 0 (or < 0 when `strict`); gaps.size if none."""
+    lo, hi = -1, gaps.size
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        value = statistic(float(gaps[mid]), quantile)
+        if value < 0 or (value == 0 and not strict):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def _root(statistic: _RankShift, breakpoints: FloatArray, quantile: float) -> float:
-    """The breakpoint where the statistic drops through zero.
+    """The shift where the statistic drops through zero.
 
     The statistic is evaluated only between breakpoints, where no x - mu ties with a y and it is
     monotone in mu; exactly at a breakpoint the merged ties make it jump about, which would let a
-    solver stop anywhere. Beyond the ends it answers the end itself, like R and Kayenta do.
+    solver stop anywhere. Where it sits exactly at zero over a stretch (the continuity correction
+    does that around the estimate) the middle of the stretch is the root: for the estimate this is
+    the Hodges-Lehmann median of pairwise differences. Beyond the ends it answers the end itself,
+    like R and Kayenta do.
     """
     if statistic(float(breakpoints[0]) - 1.0, quantile) <= 0:
         return float(breakpoints[0])
     if statistic(float(breakpoints[-1]) + 1.0, quantile) >= 0:
         return float(breakpoints[-1])
     gaps = 0.5 * (breakpoints[:-1] + breakpoints[1:])
-    # First gap where the statistic is <= 0 (the "after the end" gap qualifies by the check above).
-    lo, hi = -1, gaps.size
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if statistic(float(gaps[mid]), quantile) <= 0:
-            hi = mid
-        else:
-            lo = mid
-    return float(breakpoints[hi])
+    # The "after the last breakpoint" gap qualifies for both by the checks above.
+    reaches_zero = _first_gap(statistic, gaps, quantile, strict=False)
+    goes_below = _first_gap(statistic, gaps, quantile, strict=True)
+    return 0.5 * (float(breakpoints[reaches_zero]) + float(breakpoints[goes_below]))
 
 
 @functools.lru_cache(maxsize=64)
@@ -134,7 +145,8 @@ def higher_at_zero(experiment: WeightedSample, control: WeightedSample, confiden
     if not has.any():
         return False
     smallest = float((x[has] - y[below[has]]).min())
-    return _RankShift(experiment, control)(smallest / 2.0, z_crit(confidence)) > 0
+    # ">= 0": a statistic exactly at the quantile could start a plateau whose middle is above 0.
+    return _RankShift(experiment, control)(smallest / 2.0, z_crit(confidence)) >= 0
 
 
 def shift_interval(experiment: WeightedSample, control: WeightedSample, confidence: float) -> ShiftInterval:
