@@ -43,7 +43,8 @@ class Match:
 
     Exactly one of header or cookie is set. For headers, `value` is an exact value and `pattern`
     a regular expression; with neither, ingress-nginx semantics apply ("always" / "never").
-    For cookies, the request matches when the cookie's value equals `value` (default "always").
+    For cookies, the request matches when the cookie's value equals `value` (default "always"); a
+    router without cookie values (ingress-nginx) may express it as a pattern on the Cookie header.
     """
 
     header: str | None = None
@@ -90,4 +91,5 @@ class Router(Protocol):
         """What the data plane is configured to do right now (read back, not remembered)."""
 
     def finalize(self, route: Route) -> None:
-        """Send all traffic to the primary and remove everything this router created. Idempotent."""
+        """Hand the apex back to the user's own pods (its original selector) and remove everything this
+        router created. The caller makes sure those pods are ready first. Idempotent."""

@@ -10,11 +10,16 @@ Documented semantics this relies on (ingress-nginx user guide, "Canary"):
 - `canary-by-cookie: C` routes on cookie `C` being `always` / `never`; there is no custom value.
 - Precedence: header, then cookie, then weight. One header rule and one cookie rule per Ingress, and
   at most one canary Ingress per host and path.
+
+A cookie match on a value other than `always` (a gray release to `region=eu`) has no cookie annotation,
+so it is expressed as a header rule on the `Cookie` request header with a pattern that matches exactly
+that cookie pair; it then takes the Ingress's one header rule.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +41,17 @@ ROUTING_ANNOTATIONS = (WEIGHT, WEIGHT_TOTAL, BY_HEADER, BY_HEADER_VALUE, BY_HEAD
 LEGACY_CLASS = "kubernetes.io/ingress.class"
 
 ALWAYS = "always"
+COOKIE_HEADER = "Cookie"
+_COOKIE_PAIR = re.compile(r"\(\^\|;\\s\*\)(?P<name>.+?)=(?P<value>.*)\(;\|\$\)")
+
+
+def cookie_pair_pattern(cookie: str, value: str) -> str:
+    """A regex over the Cookie header that matches requests carrying `cookie=value` exactly."""
+    return f"(^|;\\s*){re.escape(cookie)}={re.escape(value)}(;|$)"
+
+
+def _custom_cookie(match: Match) -> bool:
+    return bool(match.cookie) and match.value not in (None, ALWAYS)
 
 
 def canary_ingress_name(ingress: str) -> str:
@@ -151,10 +167,11 @@ def unsupported_reason(routing: Routing) -> str | None:
     """Why ingress-nginx cannot express `routing`, or None if it can."""
     if not 0 <= routing.canary_weight <= 100:
         return f"canary weight {routing.canary_weight} is outside 0..100"
-    headers = [match for match in routing.matches if match.header]
-    cookies = [match for match in routing.matches if match.cookie]
+    headers = [match for match in routing.matches if match.header or _custom_cookie(match)]
+    cookies = [match for match in routing.matches if match.cookie and not _custom_cookie(match)]
     if len(headers) > 1 or len(cookies) > 1:
-        return "ingress-nginx supports one header rule and one cookie rule per canary"
+        return ("ingress-nginx supports one header rule and one cookie rule per canary (a cookie with a "
+                "custom value takes the header rule)")
     if any(match.header and match.cookie for match in routing.matches):
         return "a match names both a header and a cookie; use one match for each"
     if any(not match.header and not match.cookie for match in routing.matches):
@@ -162,12 +179,9 @@ def unsupported_reason(routing: Routing) -> str | None:
     for header in headers:
         if header.value is not None and header.pattern is not None:
             return f"header {header.header} sets a value and a pattern (ingress-nginx ignores the pattern)"
-    for cookie in cookies:
-        if cookie.pattern is not None or cookie.value not in (None, ALWAYS):
-            return (
-                f"cookie {cookie.cookie} must be set to `always` to reach the canary "
-                "(ingress-nginx has no custom cookie values or patterns)"
-            )
+    for match in routing.matches:
+        if match.cookie and match.pattern is not None:
+            return f"cookie {match.cookie} has a pattern; ingress-nginx can match a cookie value, not a pattern"
     return None
 
 
@@ -181,6 +195,9 @@ def render_routing(routing: Routing) -> dict[str, str]:
                 annotations[BY_HEADER_VALUE] = match.value
             elif match.pattern is not None:
                 annotations[BY_HEADER_PATTERN] = match.pattern
+        elif match.cookie and _custom_cookie(match):
+            annotations[BY_HEADER] = COOKIE_HEADER
+            annotations[BY_HEADER_PATTERN] = cookie_pair_pattern(match.cookie, match.value or "")
         elif match.cookie:
             annotations[BY_COOKIE] = match.cookie
     return annotations
@@ -208,10 +225,19 @@ def parse_routing(annotations: Mapping[str, str]) -> Routing:
         if annotations.get(BY_HEADER_VALUE):
             matches.append(Match(header=header, value=annotations[BY_HEADER_VALUE]))
         elif annotations.get(BY_HEADER_PATTERN):
-            matches.append(Match(header=header, pattern=annotations[BY_HEADER_PATTERN]))
+            pair = _COOKIE_PAIR.fullmatch(annotations[BY_HEADER_PATTERN])
+            if header.lower() == COOKIE_HEADER.lower() and pair:
+                matches.append(Match(cookie=_unescape(pair["name"]), value=_unescape(pair["value"])))
+            else:
+                matches.append(Match(header=header, pattern=annotations[BY_HEADER_PATTERN]))
         else:
             matches.append(Match(header=header))
     cookie = annotations.get(BY_COOKIE)
     if cookie:
         matches.append(Match(cookie=cookie))
     return Routing(canary_weight=_weight_percent(annotations), matches=tuple(matches))
+
+
+def _unescape(escaped: str) -> str:
+    """Undo `re.escape` (it only ever adds a backslash before a character)."""
+    return re.sub(r"\\(.)", r"\1", escaped, flags=re.DOTALL)

@@ -52,12 +52,12 @@ def test_the_service_router_refuses_a_partial_weight_before_touching_anything() 
     assert "nginx" in raised.value.fix
 
 
-def test_the_nginx_router_refuses_a_custom_cookie_value_before_touching_anything() -> None:
+def test_the_nginx_router_refuses_a_cookie_pattern_before_touching_anything() -> None:
     router = NginxRouter(unreachable_api())
-    gray = Routing(matches=(Match(cookie="region", value="eu"),))
+    gray = Routing(matches=(Match(cookie="region", pattern="e.*"),))
 
     assert not router.supports(gray)
-    with pytest.raises(RouterError, match="always"):
+    with pytest.raises(RouterError, match="pattern"):
         router.set(web_route(), gray)
 
 

@@ -200,8 +200,8 @@ def test_read_back_follows_nginx_in_ignoring_the_pattern_when_a_value_is_set() -
         Routing(canary_weight=-1),
         Routing(matches=(Match(header="a"), Match(header="b"))),
         Routing(matches=(Match(cookie="a"), Match(cookie="b"))),
-        Routing(matches=(Match(cookie="region", value="eu"),)),
         Routing(matches=(Match(cookie="region", pattern="e.*"),)),
+        Routing(matches=(Match(cookie="region", value="eu"), Match(header="x-canary"))),
         Routing(matches=(Match(header="x", value="1", pattern="1+"),)),
         Routing(matches=(Match(header="x", cookie="y"),)),
         Routing(matches=(Match(value="1"),)),
@@ -236,3 +236,16 @@ def test_another_canary_on_the_same_host_and_path_is_found() -> None:
     assert nginx.competing_canary([ours, elsewhere], "web-canary", ours["spec"]) is None
     assert nginx.competing_canary([ours, elsewhere, rival], "web-canary", ours["spec"]) == "old-canary"
     assert nginx.competing_canary([user_ingress()], "web-canary", ours["spec"]) is None  # not a canary
+
+
+def test_a_cookie_with_a_custom_value_becomes_a_cookie_header_pattern_and_reads_back() -> None:
+    import re
+
+    gray = Routing(matches=(Match(cookie="region", value="eu"),))
+    annotations = {nginx.CANARY: "true", **nginx.render_routing(gray)}
+    assert annotations[nginx.BY_HEADER] == "Cookie"
+    pattern = annotations[nginx.BY_HEADER_PATTERN]
+    assert re.search(pattern, "theme=dark; region=eu; lang=de")
+    assert re.search(pattern, "region=eu")
+    assert not re.search(pattern, "region=eux") and not re.search(pattern, "myregion=eu")
+    assert nginx.parse_routing(annotations) == gray
