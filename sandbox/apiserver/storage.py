@@ -46,6 +46,14 @@ def _spec_part(obj: JsonObject) -> JsonObject:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+def _keep_cluster_ip(current: JsonObject, new: JsonObject) -> None:
+    """A Service keeps the address it was given (the real server refuses to change it)."""
+    spec, old = new.setdefault("spec", {}), current.get("spec") or {}
+    for field_name in ("clusterIP", "clusterIPs"):
+        if field_name in old and field_name not in spec:
+            spec[field_name] = old[field_name]
+
+
 @dataclass(frozen=True)
 class WatchEvent:
     """One change, in global resourceVersion order; `old` lets selector watches turn MODIFIED into ADDED/DELETED."""
@@ -293,6 +301,8 @@ class Store:
         metadata["uid"] = str(uuid.uuid4())
         metadata["creationTimestamp"] = now_timestamp()
         metadata["generation"] = 1
+        if rtype.has_status:
+            obj.pop("status", None)  # status is the controllers' to write, through /status
         apply_defaults(rtype, obj)
         validate(rtype, obj)
         if rtype.kind == "CustomResourceDefinition":
@@ -346,6 +356,8 @@ class Store:
                     new["status"] = current["status"]
                 else:
                     new.pop("status", None)
+            if rtype.kind == "Service" and not rtype.group:
+                _keep_cluster_ip(current, new)
             apply_defaults(rtype, new)
             validate(rtype, new)
             if rtype.kind == "CustomResourceDefinition":

@@ -225,6 +225,21 @@ def test_status_subresource_changes_only_status(raw: Raw, ns: str) -> None:
     assert main["spec"]["size"] == 2 and main["metadata"]["generation"] == 2
 
 
+def test_create_ignores_status_for_kinds_with_a_status_subresource(raw: Raw, ns: str) -> None:
+    body = deployment("web", replicas=0, paused=True)
+    body["status"] = {"availableReplicas": 5, "observedGeneration": 9}
+    created = raw.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", body).json()
+    assert created.get("status", {}).get("availableReplicas") is None
+
+
+def test_service_keeps_its_cluster_ip_across_updates(raw: Raw, ns: str) -> None:
+    base = f"/api/v1/namespaces/{ns}/services"
+    created = raw.request("POST", base, {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}).json()
+    assert created["spec"]["clusterIP"]
+    replaced = raw.request("PUT", f"{base}/web", {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 81}]}})
+    assert replaced.json()["spec"]["clusterIP"] == created["spec"]["clusterIP"]
+
+
 def test_scale_subresource_get_put_patch(api: Any, raw: Raw, ns: str) -> None:
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(ns, deployment("web", replicas=1, paused=True))
