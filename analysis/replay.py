@@ -14,7 +14,8 @@ holds each metric's verdict and evidence at the deciding row (the last row for "
 
 Errors: every file is read and checked before anything is judged. If any file is malformed or
 unreadable, nothing is printed on stdout, each problem is printed on stderr as
-`FILE:LINE:COLUMN: message` (the column as `N (name)`), and the exit code is 2, so a script never
+`FILE:LINE:COLUMN (name): message` (as much of the place as applies; just `FILE: message` when the
+file cannot be read), and the exit code is 2, so a script never
 mistakes a partial output for one line per file.
 """
 
@@ -37,7 +38,8 @@ class MalformedCsv(ValueError):
     """A CSV problem located by file, line (1 = header) and column (1-based, with its name)."""
 
     def __init__(self, path: str, line: int, column: int | None, name: str | None, message: str) -> None:
-        where = f"{path}:{line}" + (f":{column} ({name})" if column is not None else "")
+        where = path + (f":{line}" if line else "") + (f":{column}" if column is not None else "")
+        where += f" ({name})" if name else ""
         super().__init__(f"{where}: {message}")
         self.path, self.line, self.column = path, line, column
 
@@ -115,8 +117,9 @@ def _number(path: str, line: int, col: int, name: str, text: str) -> float:
 def _row(path: str, line: int, header: Sequence[str], layout: Layout, cells: Sequence[str],
          previous_t: float | None) -> Interval:
     if len(cells) != len(header):
-        raise MalformedCsv(path, line, min(len(cells), len(header)) + 1, None,
-                           f"expected {len(header)} fields, found {len(cells)}")
+        first_odd = min(len(cells), len(header))
+        name = header[first_odd].strip() if first_odd < len(header) else None
+        raise MalformedCsv(path, line, first_odd + 1, name, f"expected {len(header)} fields, found {len(cells)}")
 
     def value(name: str) -> float:
         col = layout.index[name]
