@@ -45,6 +45,7 @@ from canary.kube import Cluster, Conflict
 from canary.machine import Decision, decide
 from canary.observation import Observation, WorkloadStatus
 from canary.state import ACTIVE_PHASES, Phase, ReleaseState
+from canary.warnings import release_warnings
 from canary.workload import (
     build_primary,
     build_route,
@@ -215,6 +216,9 @@ class Reconciler:
         revision = decision.state.revision if decision.state else (state.revision if state else 0)
         for event in decision.events:
             self.cluster.emit(deployment, event.reason, event.message, event.warning, dedupe_key=f"r{revision}")
+            if event.reason in ("Initialized", "ReleaseStarted"):
+                for warning in release_warnings(deployment):
+                    self.cluster.emit(deployment, "UnsafeRelease", warning, warning=True, dedupe_key=f"r{revision}")
 
     def _persist_and_act(self, deployment: dict[str, Any], state: ReleaseState | None, decision: Decision,
                          setup: _Setup | None) -> int:

@@ -130,3 +130,15 @@ def test_opt_out_hands_traffic_back_and_removes_what_weir_created(app: App, cont
     wait_for(lambda: app.deployment("web-primary") is None, 10, "primary deleted")
     assert app.service("web-primary") is None and app.service("web-canary") is None
     assert app.canary_ingress() is None
+
+
+def test_unsafe_release_settings_leave_warning_events(app: App, controller: ControllerProcess) -> None:
+    app.create()
+    app.wait_phase("Idle")
+    app.patch_template({"spec": {"containers": [{"name": "web", "image": "example/web:latest",
+                                                 "readinessProbe": None, "lifecycle": None}]}})
+    app.wait_phase("Idle", timeout=40, revision=1)
+    warnings = [e["message"] for e in app.events() if e["reason"] == "UnsafeRelease"]
+    assert any("readinessProbe" in w for w in warnings)
+    assert any("latest" in w for w in warnings)
+    assert any("preStop" in w for w in warnings)
