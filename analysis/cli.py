@@ -7,6 +7,7 @@ so `replay` keeps working wherever that module or its dependencies are missing.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from typing import Any
@@ -33,7 +34,7 @@ def register(subparsers: Any) -> None:
     backtest = commands.add_parser("backtest", help="judge a past time range from Prometheus",
                                    description="Run a judge over a past release using Prometheus range queries.")
     try:
-        from analysis import backtest as backtest_module
+        backtest_module = importlib.import_module("analysis.backtest")
     except ImportError as error:
         reason = f"backtest is not available here: {error}"
         backtest.set_defaults(handler=lambda _args: _unavailable(reason))
