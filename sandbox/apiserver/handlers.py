@@ -11,13 +11,14 @@ import yaml
 from aiohttp import web
 
 from . import discovery, tables
+from .conversion import view
 from .encoding import Encoder
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
 from .patch import json_patch, merge_patch, strategic_merge_patch
 from .routing import Target, resource_target
 from .selectors import parse_field_selector, parse_label_selector, selector_to_string
 from .storage import JsonObject, Store
-from .watch import _with_version, serve_watch
+from .watch import serve_watch
 
 _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
 
@@ -156,7 +157,7 @@ class ApiServer:
         obj = self.store.get(target.rtype, self._ns(target), target.name or "")
         if target.subresource == "scale":
             return _json(_scale_of(obj))
-        return self._object(_with_version(target.rtype, obj))
+        return self._object(view(target.rtype, obj))
 
     async def _list_or_watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         query = request.query
@@ -175,7 +176,7 @@ class ApiServer:
                 timeout_seconds=float(timeout) if timeout else None,
                 bookmarks=query.get("allowWatchBookmarks") in _TRUE,
                 bookmark_interval=self.bookmark_interval, closing=self.closing)
-        items = [_with_version(target.rtype, o) for o in self.store.list(target.rtype, namespace, labels, fields)]
+        items = [view(target.rtype, o) for o in self.store.list(target.rtype, namespace, labels, fields)]
         version = str(self.store.resource_version)
         if "as=Table" in request.headers.get("Accept", ""):
             return _json(tables.table(target.rtype.kind, items, version))
@@ -202,7 +203,7 @@ class ApiServer:
             return _json(_scale_of(self._set_scale(target, body)))
         updated = self.store.update(rtype, self._ns(target), name, body, subresource=target.subresource,
                                     dry_run=self._dry_run(request))
-        return self._object(_with_version(rtype, updated))
+        return self._object(view(rtype, updated))
 
     def _set_scale(self, target: Target, scale: Any) -> JsonObject:
         if not isinstance(scale, dict) or not isinstance((scale.get("spec") or {}).get("replicas"), int):
@@ -222,7 +223,7 @@ class ApiServer:
                 raise not_found(rtype.plural, rtype.group, name)
             return _json(self.store.create(rtype, namespace, patch, dry_run=self._dry_run(request)), 201)
         current = self.store.get(rtype, namespace, name)
-        base = _scale_of(current) if target.subresource == "scale" else current
+        base = _scale_of(current) if target.subresource == "scale" else view(rtype, current)
         if media == "application/json-patch+json":
             result = json_patch(base, patch)
         elif media == "application/merge-patch+json":
@@ -242,7 +243,7 @@ class ApiServer:
             return _json(_scale_of(self._set_scale(target, result)))
         updated = self.store.update(rtype, namespace, name, result, subresource=target.subresource,
                                     dry_run=self._dry_run(request))
-        return self._object(_with_version(rtype, updated))
+        return self._object(view(rtype, updated))
 
     def _delete_options(self, body: Any, request: web.Request) -> dict[str, Any]:
         options = body if isinstance(body, dict) else {}
@@ -268,7 +269,7 @@ class ApiServer:
                 details["group"] = rtype.group
             return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                           "details": details})
-        return _json(_with_version(rtype, obj))
+        return _json(view(rtype, obj))
 
     def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         rtype = target.rtype

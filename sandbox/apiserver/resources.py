@@ -20,7 +20,7 @@ class ResourceType:
     has_scale: bool = False
     custom: bool = False  # served from a CRD: no strategic merge patch, deletes answer the object
     categories: tuple[str, ...] = ()
-    storage_group: str = ""  # kinds served under two groups share one store (core and events.k8s.io Events)
+    storage_group: str | None = None  # kinds served under two groups share one store (core and events.k8s.io Events)
 
     @property
     def api_version(self) -> str:
@@ -37,7 +37,7 @@ class ResourceType:
     @property
     def store_key(self) -> tuple[str, str]:
         """Versions of one resource share one store, like etcd keys do."""
-        return (self.storage_group or self.group, self.plural)
+        return (self.group if self.storage_group is None else self.storage_group, self.plural)
 
 
 def _core(kind: str, plural: str, namespaced: bool = True, *short: str, status: bool = False,

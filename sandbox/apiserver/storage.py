@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import crds
+from .conversion import to_storage
 from .defaults import apply_defaults
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, gone, not_found
 from .resources import Registry, ResourceType
@@ -277,7 +278,7 @@ class Store:
             raise bad_request("the namespace of the provided object does not match the namespace sent on the "
                               "request")
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
-        return obj
+        return to_storage(rtype, obj)
 
     def create(self, rtype: ResourceType, namespace: str, obj: Any, *, dry_run: bool = False) -> JsonObject:
         obj = self._check_body(rtype, copy.deepcopy(obj), namespace)

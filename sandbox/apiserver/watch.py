@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .conversion import view
 from .encoding import Encoder
 from .errors import ApiError
 from .resources import ResourceType
@@ -18,13 +19,6 @@ from .storage import Store, Watcher
 
 def _line(event_type: str, obj: Any) -> bytes:
     return json.dumps({"type": event_type, "object": obj}, separators=(",", ":")).encode() + b"\n"
-
-
-def _with_version(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-    """Custom resources stored once but served in several versions carry the version asked for."""
-    if obj.get("apiVersion") == rtype.api_version:
-        return obj
-    return dict(obj, apiVersion=rtype.api_version)
 
 
 async def serve_watch(request: web.Request, store: Store, encoder: Encoder, rtype: ResourceType,
@@ -56,7 +50,7 @@ async def serve_watch(request: web.Request, store: Store, encoder: Encoder, rtyp
             chunk = []
             while not watcher.queue.empty():
                 event = watcher.queue.get_nowait()
-                chunk.append(encoder.event_line(event.type, _with_version(rtype, event.object)))
+                chunk.append(encoder.event_line(event.type, view(rtype, event.object)))
             if chunk:
                 await response.write(b"".join(chunk))
                 continue
@@ -70,7 +64,7 @@ async def serve_watch(request: web.Request, store: Store, encoder: Encoder, rtyp
             done, _ = await asyncio.wait({getter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
                 event = getter.result()
-                await response.write(encoder.event_line(event.type, _with_version(rtype, event.object)))
+                await response.write(encoder.event_line(event.type, view(rtype, event.object)))
             else:
                 getter.cancel()
             if closed in done:
