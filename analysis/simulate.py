@@ -110,7 +110,8 @@ class Streams:
         return out
 
 
-def _bucket_probabilities(bounds: Sequence[float], median_s: float, sigma: float) -> NDArray[np.float64]:
+def bucket_probabilities(bounds: Sequence[float], median_s: float, sigma: float) -> NDArray[np.float64]:
+    """Share of lognormal latencies (median, sigma of log) falling in each bucket (not cumulative)."""
     finite = np.array([b for b in bounds if np.isfinite(b)])
     cdf = ndtr((np.log(finite) - np.log(median_s)) / sigma)
     cdf = np.append(cdf, 1.0)
@@ -145,8 +146,8 @@ def simulate(scenario: Scenario, releases: int, seed: int) -> Streams:
     base_hist = np.empty((releases, looks, n_buckets))
     can_hist = np.empty((releases, looks, n_buckets))
     for i in range(looks):
-        pb = _bucket_probabilities(scenario.buckets, float(base_latency[i]), scenario.latency_sigma)
-        pc = _bucket_probabilities(scenario.buckets, float(can_latency[i]), scenario.latency_sigma)
+        pb = bucket_probabilities(scenario.buckets, float(base_latency[i]), scenario.latency_sigma)
+        pc = bucket_probabilities(scenario.buckets, float(can_latency[i]), scenario.latency_sigma)
         base_hist[:, i] = np.cumsum(rng.multinomial(baseline[:, i].astype(np.int64), pb), axis=1)
         can_hist[:, i] = np.cumsum(rng.multinomial(canary[:, i].astype(np.int64), pc), axis=1)
 

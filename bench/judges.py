@@ -1,6 +1,6 @@
 """Benchmark the judges on the same simulated request streams (issue 3's scenarios and targets).
 
-    python bench/judges.py [--releases 200] [--alpha 0.01] [--seed 1] [--only NAME ...]
+    python bench/judges.py [--releases 100] [--alpha 0.01] [--seed 1] [--only NAME ...]
 
 Every scenario is one 30-minute release: 100 req/s in all, canary weight 10%, baseline 0.5% errors,
 lognormal latency (median 100 ms, sigma 0.5) in Prometheus' default buckets, a look every 10 s.
@@ -27,7 +27,7 @@ import numpy as np
 
 from analysis.judges import JUDGES, make_judge
 from analysis.model import Outcome
-from analysis.simulate import Incident, Scenario, Streams, _bucket_probabilities, simulate
+from analysis.simulate import Incident, Scenario, Streams, bucket_probabilities, simulate
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("null"),
@@ -80,8 +80,8 @@ def wald_floor_s(scenario: Scenario, alpha: float) -> float | None:
         r1 = r0 * scenario.canary_error_factor
         kl += r1 * math.log(r1 / r0) + (1 - r1) * math.log((1 - r1) / (1 - r0))
     if scenario.canary_latency_factor != 1.0:
-        p0 = _bucket_probabilities(scenario.buckets, scenario.latency_median_s, scenario.latency_sigma)
-        p1 = _bucket_probabilities(scenario.buckets, scenario.latency_median_s * scenario.canary_latency_factor,
+        p0 = bucket_probabilities(scenario.buckets, scenario.latency_median_s, scenario.latency_sigma)
+        p1 = bucket_probabilities(scenario.buckets, scenario.latency_median_s * scenario.canary_latency_factor,
                                    scenario.latency_sigma)
         keep = p1 > 0
         kl += float(np.sum(p1[keep] * np.log(p1[keep] / np.maximum(p0[keep], 1e-300))))
@@ -157,7 +157,8 @@ def verdicts(scenario: Scenario, results: Sequence[Result], alpha: float) -> lis
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--releases", type=int, default=200, help="simulated releases per scenario (default 200)")
+    parser.add_argument("--releases", type=int, default=100,
+                        help="simulated releases per scenario (default 100: about 2 minutes on 2 cores)")
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", nargs="*", default=None, help="scenario names (substring match) to run")

@@ -14,7 +14,6 @@ Checks run on whole windows: with 10-second looks and a 60-second check interval
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -156,6 +155,4 @@ class ThresholdJudge:
             reason = f"last check failed: {shown} ({limit}); {failed_checks}/{self.failure_threshold} failed checks"
         else:
             reason = f"last check passed: {shown} ({limit})"
-        if math.isnan(float(failed_checks)):
-            reason = "invalid"
         return Verdict(outcome, metric, reason, evidence)
