@@ -37,7 +37,11 @@ class Judge(Protocol):
         ...
 
     def outcomes(self, history: Sequence[Interval]) -> list[Outcome]:
-        """The combined outcome after each look, as if `evaluate` had been called on every prefix."""
+        """The combined outcome after each look, as `combine(evaluate(prefix))` would give it.
+
+        Computed in one pass where the judge allows it (replay, backtest and the benchmark use this).
+        Once a look fails, later looks report fail as well: the controller has rolled back by then.
+        """
         ...
 
 
