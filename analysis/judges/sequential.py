@@ -13,10 +13,13 @@ ratio is 1. The split is chosen from the pooled counts we condition on, so it ca
 One e-process per cut, mixed over odds ratios > 1 (canary slower); the cuts are averaged.
 
 Pass needs evidence too: a second e-process per metric against "canary worse than the margin"
-(alternatives below it). Alpha is split evenly across metrics (Bonferroni), so `alpha` bounds the
-false-rollback probability of the whole release. Verdicts use the running maximum of each e-process:
-once a boundary has been crossed the decision stands, as it would have for a controller that was
-watching at that moment.
+(alternatives below it). For errors either margin will do: the rate ratio below 1 + error_margin
+(default 2x), or the canary's own error rate below error_floor (default 1%), which is what lets a
+service with no errors in either arm pass at all.
+
+Alpha is split evenly across metrics (Bonferroni), so `alpha` bounds the false-rollback probability
+of the whole release. Verdicts use the running maximum of each e-process: once a boundary has been
+crossed the decision stands, as it would have for a controller that was watching at that moment.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ class SequentialJudge:
             pass_alpha=number_option(options, "pass_alpha", checked_alpha, high=0.5),
             error_margin=number_option(options, "error_margin", 1.0, high=63.0),
             latency_margin=number_option(options, "latency_margin", 0.5, high=7.0),
-            error_floor=number_option(options, "error_floor", 0.001, high=0.5),
+            error_floor=number_option(options, "error_floor", 0.01, high=0.5),
         )
 
     @property
@@ -143,7 +146,8 @@ class SequentialJudge:
         pass_prior = MixturePrior(centre=math.log(ERROR_GRID.ratio(margin_index)), spread=0.5)
         worse = log_e_above(cumulative, ERROR_GRID.one, ERROR_PRIOR, ERROR_GRID)
         better = log_e_below(cumulative, margin_index, pass_prior, ERROR_GRID)
-        # "Canary error rate >= floor" against a quarter of it: lets a service with no errors at all pass.
+        # "Canary error rate >= floor" against a quarter of it: lets a service with no errors at all pass
+        # (the default floor, 1%, is what Flagger's default 99% success-rate rule tolerates).
         n_can, e_can = np.cumsum(can_req), np.cumsum(can_err)
         floor = self.error_floor
         below_floor = e_can * math.log(0.25) + (n_can - e_can) * math.log((1 - floor / 4) / (1 - floor))
