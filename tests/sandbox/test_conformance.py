@@ -409,11 +409,15 @@ def test_watch_streams_live_events_and_accepts_watch_1(api: Any, raw: Raw, ns: s
     start = core.list_namespaced_config_map(ns).metadata.resource_version
     timer = threading.Timer(0.2, lambda: core.create_namespaced_config_map(ns, configmap("late")))
     timer.start()
+    watcher = watch.Watch()
+    seen = []
     try:
-        seen = _events(api, ns, resource_version=start)
+        for event in watcher.stream(core.list_namespaced_config_map, ns, resource_version=start, timeout_seconds=30):
+            seen.append((event["type"], event["object"].metadata.name))
+            watcher.stop()
     finally:
         timer.join()
-    assert [(t, n) for t, n, _ in seen] == [("ADDED", "late")]
+    assert seen == [("ADDED", "late")]
     response = raw.request("GET", f"/api/v1/namespaces/{ns}/configmaps", watch="1", resourceVersion=start,
                            timeoutSeconds="1")
     assert response.status_code == 200 and '"type":"ADDED"' in response.text
