@@ -27,9 +27,10 @@ APP = "web"
 HOST = "web.demo.test"
 LOAD_RATE = 120.0
 BASELINE_ENV = {"ERROR_RATE": "0.005", "LATENCY_MS": "20", "LATENCY_JITTER": "0.25"}
+WEIGHTS = [10, 30, 50]
 ROLLOUT = {
     "router": "nginx",
-    "stages": [{"canary": {"weights": [10, 30, 50], "interval": "10s"}}],
+    "stages": [{"canary": {"weights": WEIGHTS, "interval": "10s"}}],
     "analysis": {"interval": "2s", "alpha": 0.01, "metrics": ["error-rate", "latency"]},
     "progress-deadline": "60s",
     "rollback-on-alerts": ['severity="page"'],
@@ -178,7 +179,7 @@ def watch_release(apps: Any, console: Console, load: Load, release: Release, rev
     result = Result(release)
     start = time.monotonic()
     before = load.snapshot()
-    steps = sum(len(s["canary"]["weights"]) for s in ROLLOUT["stages"])  # type: ignore[index]
+    steps = len(WEIGHTS)
     while time.monotonic() - start < timeout:
         state = read_state(apps)
         elapsed = time.monotonic() - start
