@@ -9,6 +9,7 @@ depend on the data, the e-process is a pure function of the history.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,32 @@ def log_e_below(cumulative: FloatArray, null_index: int, prior: MixturePrior, gr
     return result
 
 
+@functools.lru_cache(maxsize=32)
+def _log_weight_matrix(grid: RatioGrid, prior: MixturePrior, above: bool) -> FloatArray:
+    """Row j: the prior's log weights on the alternatives of null j (above or below it), -inf elsewhere."""
+    size = 2 * grid.half_width + 1
+    matrix = np.full((size, size), -np.inf)
+    for j in range(size):
+        steps = size - 1 - j if above else j
+        if steps <= 0:
+            continue
+        log_w = prior.log_weights(grid.step, steps)
+        if above:
+            matrix[j, j + 1:] = log_w
+        else:
+            matrix[j, :j][::-1] = log_w
+    matrix.setflags(write=False)
+    return matrix
+
+
+def _log_e_every_null(row: FloatArray, grid: RatioGrid, prior: MixturePrior, above: bool) -> FloatArray:
+    """`log_e_above` / `log_e_below` at the latest look for every grid ratio as the null, at once."""
+    weights = _log_weight_matrix(grid, prior, above)
+    summed = logsumexp(row[None, :] + weights, axis=1)
+    result: FloatArray = np.where(np.isfinite(summed), summed - row, 0.0)
+    return result
+
+
 def confidence_bounds(
     cumulative_last: FloatArray, above: MixturePrior, below: MixturePrior, grid: RatioGrid, log_threshold: float
 ) -> tuple[float, float]:
@@ -96,10 +123,9 @@ def confidence_bounds(
     keeps the bounds consistent with its fail and pass decisions. Each side uses the given threshold
     (so the two-sided level is 2 / exp(log_threshold)). Returns (0, inf) sides when nothing is rejected.
     """
-    row = cumulative_last[None, :]
-    size = row.shape[1]
-    up = np.array([log_e_above(row, j, above, grid)[0] for j in range(size)])
-    down = np.array([log_e_below(row, j, below, grid)[0] for j in range(size)])
+    row = np.asarray(cumulative_last, dtype=float)
+    up = _log_e_every_null(row, grid, above, above=True)
+    down = _log_e_every_null(row, grid, below, above=False)
     rejected_low = np.flatnonzero(up >= log_threshold)
     rejected_high = np.flatnonzero(down >= log_threshold)
     lower = grid.ratio(int(rejected_low.max())) if rejected_low.size else 0.0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import binom, hypergeom, nchypergeom_fisher
 
-from analysis.stats.eprocess import MixturePrior, RatioGrid, log_e_above, log_e_below
+from analysis.stats.eprocess import MixturePrior, RatioGrid, confidence_bounds, log_e_above, log_e_below
 from analysis.stats.shares import binomial_share_loglr, noncentral_share_loglr
 
 GRID = RatioGrid(step=math.log(2) / 4, half_width=12)
@@ -78,3 +78,18 @@ def test_evidence_against_not_worse_grows_only_when_the_canary_is_better() -> No
 def test_margin_is_rounded_down_to_the_grid() -> None:
     assert GRID.ratio(GRID.index_at_or_below(1.5)) == pytest.approx(2 ** 0.5)
     assert GRID.ratio(GRID.index_at_or_below(2.0)) == pytest.approx(2.0)
+
+
+def test_confidence_bounds_agree_with_the_one_sided_tests_they_invert() -> None:
+    rows = binomial_share_loglr(np.array([14.0]), np.array([60.0]), np.array([0.1]), GRID.log_ratios)
+    prior_up, prior_down = MixturePrior(math.log(2.0), 0.6), MixturePrior(math.log(2.0), 0.5)
+    threshold = math.log(100)
+    lower, upper = confidence_bounds(rows[0], prior_up, prior_down, GRID, threshold)
+    for j, log_ratio in enumerate(GRID.log_ratios):
+        ratio = math.exp(log_ratio)
+        rejected_below = log_e_above(rows, j, prior_up, GRID)[0] >= threshold
+        rejected_above = log_e_below(rows, j, prior_down, GRID)[0] >= threshold
+        assert rejected_below == (ratio <= lower)
+        assert rejected_above == (ratio >= upper)
+    observed = (14 / 46) / (0.1 / 0.9)
+    assert lower < observed < upper
