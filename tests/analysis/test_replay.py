@@ -117,3 +117,14 @@ def test_bad_judge_option_exits_2_naming_it(tmp_path: Path, capsys: pytest.Captu
     path = write_streams(tmp_path / "a.csv", simulate(Scenario("null"), 1, seed=6), looks=2)
     assert weir_analyze("replay", str(path), "--alpha", "2") == 2
     assert "alpha" in capsys.readouterr().err
+
+
+def test_a_row_with_blank_buckets_has_no_latency_for_that_interval(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    header = HEADER + ",baseline_le_0.1,baseline_le_+Inf,canary_le_0.1,canary_le_+Inf"
+    rows = ["10,10,900,4,100,0,,,,", "20,10,900,4,100,0,450,900,50,100"]
+    path = tmp_path / "gaps.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    assert weir_analyze("replay", str(path)) == 0
+    latency = lines(capsys.readouterr().out)[0]["metrics"]["latency"]  # type: ignore[index]
+    assert latency["canary_requests"] == 100.0
