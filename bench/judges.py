@@ -175,6 +175,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = [run_judge(name, streams, args.alpha) for name in args.judges]
         print("\n".join(report(scenario, results, args.alpha)), flush=True)
         summary.extend(verdicts(scenario, results, args.alpha))
+    print("\n## Cost of one controller tick: evaluate() on a 30-minute history (180 looks)")
+    streams = simulate(SCENARIOS[0], 5, seed=args.seed)
+    for name in args.judges:
+        judge = make_judge(name, alpha=args.alpha)
+        tick = time.perf_counter()
+        for release in range(streams.releases):
+            judge.evaluate(streams.history(release))
+        per_release_ms = (time.perf_counter() - tick) / streams.releases * 1000
+        print(f"{name:<12} {per_release_ms:6.1f} ms per release")
     print("\n## Targets (default judge: sequential)")
     print("\n".join(summary))
     print(f"\n(took {time.monotonic() - started:.0f} s)")
