@@ -120,23 +120,29 @@ def as_arrays(history: Sequence[Interval]) -> HistoryArrays:
     has = np.zeros(size, dtype=bool)
     base_b = np.zeros((size, len(bounds)))
     can_b = np.zeros((size, len(bounds)))
-    for i, interval in enumerate(history):
-        if (tuple(b for b, _ in interval.baseline.buckets) == bounds
-                and tuple(b for b, _ in interval.canary.buckets) == bounds and bounds):
-            has[i] = True
-            base_b[i] = [max(0.0, c) for _, c in interval.baseline.buckets]
-            can_b[i] = [max(0.0, c) for _, c in interval.canary.buckets]
+    if bounds:
+        same = [i for i, interval in enumerate(history)
+                if len(interval.baseline.buckets) == len(bounds) == len(interval.canary.buckets)
+                and tuple(b for b, _ in interval.baseline.buckets) == bounds
+                and tuple(b for b, _ in interval.canary.buckets) == bounds]
+        if same:
+            has[same] = True
+            base_b[same] = np.array([[c for _, c in history[i].baseline.buckets] for i in same], dtype=float)
+            can_b[same] = np.array([[c for _, c in history[i].canary.buckets] for i in same], dtype=float)
+    counts = np.array([(i.t, i.weight, i.baseline.requests, i.baseline.errors, i.canary.requests, i.canary.errors)
+                       for i in history], dtype=float).reshape(size, 6)
+    arm_counts = np.maximum(counts[:, 2:], 0.0)
     return HistoryArrays(
-        t=np.array([i.t for i in history], dtype=float),
-        weight=np.array([i.weight for i in history], dtype=float),
-        baseline_requests=np.array([max(0.0, i.baseline.requests) for i in history], dtype=float),
-        baseline_errors=np.array([max(0.0, i.baseline.errors) for i in history], dtype=float),
-        canary_requests=np.array([max(0.0, i.canary.requests) for i in history], dtype=float),
-        canary_errors=np.array([max(0.0, i.canary.errors) for i in history], dtype=float),
+        t=counts[:, 0],
+        weight=counts[:, 1],
+        baseline_requests=arm_counts[:, 0],
+        baseline_errors=arm_counts[:, 1],
+        canary_requests=arm_counts[:, 2],
+        canary_errors=arm_counts[:, 3],
         bounds=bounds,
         has_buckets=has,
-        baseline_buckets=base_b,
-        canary_buckets=can_b,
+        baseline_buckets=np.maximum(base_b, 0.0),
+        canary_buckets=np.maximum(can_b, 0.0),
     )
 
 

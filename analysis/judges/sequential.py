@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import logsumexp
 
 from analysis.judges.base import (
     ERROR_RATE,
@@ -51,6 +50,7 @@ from analysis.stats.eprocess import (
     confidence_bounds,
     log_e_above,
     log_e_below,
+    logsumexp,
 )
 from analysis.stats.shares import binomial_share_loglr, noncentral_share_loglr
 

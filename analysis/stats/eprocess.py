@@ -14,9 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import logsumexp
 
 FloatArray = NDArray[np.float64]
+
+
+def logsumexp(values: FloatArray, axis: int) -> FloatArray:
+    """log(sum(exp(values))) along `axis`, stable, -inf for all -inf slices (scipy's is slow on small arrays)."""
+    top = np.max(values, axis=axis, keepdims=True)
+    safe_top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        summed = np.log(np.sum(np.exp(values - safe_top), axis=axis, keepdims=True)) + safe_top
+    result: FloatArray = np.squeeze(summed, axis=axis)
+    return result
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class MixturePrior:
     def log_weights(self, step: float, steps: int) -> FloatArray:
         distance = step * np.arange(1, steps + 1, dtype=float)
         log_w = -0.5 * ((distance - self.centre) / self.spread) ** 2
-        normalised: FloatArray = log_w - logsumexp(log_w)
+        normalised: FloatArray = log_w - logsumexp(log_w, axis=0)
         return normalised
 
 
