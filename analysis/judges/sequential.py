@@ -79,6 +79,12 @@ class MetricPath:
 
 @dataclass(frozen=True)
 class SequentialJudge:
+    """Options (all optional): `pass_alpha` (default: alpha), the error budget of a wrong pass;
+    `error_margin` (1.0: pass once the canary's error rate is provably below 2x the baseline's);
+    `error_floor` (0.01: or provably below 1% absolute); `latency_margin` (0.5: pass once the odds
+    of a request being slower than each cut are provably below 1.5x, rounded down to the grid: 1.41x).
+    """
+
     alpha: float
     metrics: tuple[str, ...]
     pass_alpha: float
