@@ -24,7 +24,7 @@ from .defaults import apply_defaults
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, gone, not_found
 from .resources import Registry, ResourceType
 from .selectors import FieldSelector, LabelSelector
-from .validation import validate
+from .validation import validate, validate_update
 
 JsonObject = dict[str, Any]
 ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
@@ -361,6 +361,7 @@ class Store:
                 _keep_cluster_ip(current, new)
             apply_defaults(rtype, new)
             validate(rtype, new)
+            validate_update(rtype, current, new)
             if rtype.kind == "CustomResourceDefinition":
                 crds.resource_types(new)
         new["metadata"].pop("resourceVersion", None)

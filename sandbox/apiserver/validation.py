@@ -111,3 +111,14 @@ def validate(rtype: ResourceType, obj: JsonObject) -> None:
         causes.append(Cause("spec.containers", "Required value", "FieldValueRequired"))
     if causes:
         raise invalid(rtype.kind, rtype.group, name, causes)
+
+
+def validate_update(rtype: ResourceType, old: JsonObject, new: JsonObject) -> None:
+    """Fields the real server refuses to change once set."""
+    if rtype.group == "apps" and rtype.kind in ("Deployment", "ReplicaSet"):
+        before, after = (old.get("spec") or {}).get("selector"), (new.get("spec") or {}).get("selector")
+        if before != after:
+            name = new.get("metadata", {}).get("name", "")
+            raise invalid(rtype.kind, rtype.group, name, [Cause(
+                "spec.selector", f"Invalid value: {after!r}: field is immutable; delete and recreate the "
+                f"{rtype.kind} to change its selector")])

@@ -153,6 +153,15 @@ def test_invalid_object_is_422_naming_the_field(raw: Raw, ns: str) -> None:
     assert "spec.strategy.rollingUpdate.maxUnavailable" in response.json()["message"]
 
 
+def test_deployment_selector_is_immutable(raw: Raw, ns: str) -> None:
+    raw.request("POST", f"/apis/apps/v1/namespaces/{ns}/deployments", deployment("web", replicas=0))
+    patch = {"spec": {"selector": {"matchLabels": {"app": "other"}},
+                      "template": {"metadata": {"labels": {"app": "other"}}}}}
+    response = raw.request("PATCH", f"/apis/apps/v1/namespaces/{ns}/deployments/web", patch,
+                           "application/merge-patch+json")
+    assert response.status_code == 422 and "field is immutable" in response.json()["message"]
+
+
 def test_mismatched_kind_is_400_bad_request(raw: Raw, ns: str) -> None:
     response = raw.request("POST", f"/api/v1/namespaces/{ns}/configmaps",
                            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}})
