@@ -47,6 +47,19 @@ def _spec_part(obj: JsonObject) -> JsonObject:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+def _drop_nulls(value: Any) -> None:
+    """Built-in kinds decode into typed structs on the real server, so `null` fields (kubectl sends
+    `creationTimestamp: null` in templates) vanish instead of being stored."""
+    if isinstance(value, dict):
+        for key in [k for k, v in value.items() if v is None]:
+            del value[key]
+        for item in value.values():
+            _drop_nulls(item)
+    elif isinstance(value, list):
+        for item in value:
+            _drop_nulls(item)
+
+
 def _keep_cluster_ip(current: JsonObject, new: JsonObject) -> None:
     """A Service keeps the address it was given (the real server refuses to change it)."""
     spec, old = new.setdefault("spec", {}), current.get("spec") or {}
@@ -278,6 +291,8 @@ class Store:
             raise bad_request("the namespace of the provided object does not match the namespace sent on the "
                               "request")
         obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
+        if not rtype.custom:
+            _drop_nulls(obj)
         return to_storage(rtype, obj)
 
     def create(self, rtype: ResourceType, namespace: str, obj: Any, *, dry_run: bool = False) -> JsonObject:

@@ -172,3 +172,19 @@ def test_typed_create_commands_get_a_clear_refusal(kubectl: Kubectl) -> None:
     """`kubectl create <kind>` sends protobuf, which the sandbox does not decode; it says what to do instead."""
     refused = kubectl("create", "configmap", "x", "--from-literal=k=v", check=False)
     assert refused.returncode != 0 and "use `kubectl apply -f`" in refused.stderr
+
+
+def test_rollout_undo_returns_to_the_previous_replicaset(kubectl: Kubectl) -> None:
+    body = deployment("web", replicas=1)
+    kubectl("apply", "-f", "-", stdin=manifest(body))
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "example/app:2"
+    kubectl("apply", "-f", "-", stdin=manifest(body))
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    kubectl("rollout", "undo", "deploy/web")
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    history = kubectl("rollout", "history", "deploy/web").stdout.split()
+    assert history[history.index("CHANGE-CAUSE") + 1::2] == ["2", "3"]  # revision 1's ReplicaSet came back as 3
+    live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "example/app:1"
+    assert "creationTimestamp" not in live["spec"]["template"]["metadata"]
