@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 from pathlib import Path
@@ -21,6 +22,11 @@ def register(subparsers: Any) -> None:
                     help="seconds until a new pod is Running and Ready (default 0.2)")
     up.add_argument("--watch-window", type=int, default=10_000, metavar="N",
                     help="watch events kept for resumption; older resourceVersions get 410 Gone")
+    up.add_argument("--full", action="store_true",
+                    help="also run pods as processes, nginx, Prometheus and Alertmanager (sandbox.full); "
+                         "--port and --ready-delay do not apply; DIR/endpoints.json lists the URLs when ready")
+    up.add_argument("--webhook-url", help="with --full: where Alertmanager sends alerts (Weir's /alerts endpoint)")
+    up.add_argument("--webhook-token", help="with --full: the bearer token Alertmanager sends to the webhook")
     up.set_defaults(handler=run_up)
 
     demo = subparsers.add_parser("demo", help="run the demo: a healthy and a broken release on the sandbox")
@@ -38,10 +44,18 @@ async def _serve(args: argparse.Namespace) -> None:
     kubeconfig = Path(args.dir) / "kubeconfig"
     with contextlib.suppress(FileNotFoundError):
         kubeconfig.unlink()  # a stale file would say "ready" before we are
-    async with Sandbox(directory=args.dir, port=args.port, ready_delay=args.ready_delay,
-                       watch_window=args.watch_window) as sandbox:
-        print(f"weir sandbox: API at {sandbox.url}; KUBECONFIG={sandbox.kubeconfig_path}", flush=True)
-        await stop.wait()
+    if args.full:
+        from .full import FullSandbox
+
+        async with FullSandbox(directory=args.dir, webhook_url=args.webhook_url,
+                               webhook_token=args.webhook_token) as full:
+            print(f"weir sandbox --full: {json.dumps(full.endpoints())}", flush=True)
+            await stop.wait()
+    else:
+        async with Sandbox(directory=args.dir, port=args.port, ready_delay=args.ready_delay,
+                           watch_window=args.watch_window) as sandbox:
+            print(f"weir sandbox: API at {sandbox.url}; KUBECONFIG={sandbox.kubeconfig_path}", flush=True)
+            await stop.wait()
     with contextlib.suppress(FileNotFoundError):
         kubeconfig.unlink()
     print("weir sandbox: stopped", flush=True)

@@ -28,6 +28,9 @@ def test_parser_has_sandbox_up_and_demo() -> None:
     register(parser.add_subparsers(dest="command", required=True))
     up = parser.parse_args(["sandbox", "up", "--dir", "/tmp/x", "--port", "0", "--ready-delay", "0.5"])
     assert (up.dir, up.port, up.ready_delay) == (Path("/tmp/x"), 0, 0.5)
+    assert not up.full
+    full = parser.parse_args(["sandbox", "up", "--dir", "d", "--full", "--webhook-url", "http://127.0.0.1:1/alerts"])
+    assert full.full and full.webhook_url == "http://127.0.0.1:1/alerts"
     demo = parser.parse_args(["demo", "--timeout", "60"])
     assert demo.timeout == 60 and callable(demo.handler)
 
