@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import copy
 import datetime
 import secrets
@@ -18,7 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import crds
+from . import crds, gc
+from .changes import Watcher, WatchEvent
 from .conversion import to_storage
 from .defaults import apply_defaults
 from .errors import ApiError, already_exists, bad_request, conflict, forbidden, gone, not_found
@@ -66,57 +68,6 @@ def _keep_cluster_ip(current: JsonObject, new: JsonObject) -> None:
     for field_name in ("clusterIP", "clusterIPs"):
         if field_name in old and field_name not in spec:
             spec[field_name] = old[field_name]
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """One change, in global resourceVersion order; `old` lets selector watches turn MODIFIED into ADDED/DELETED."""
-
-    resource_version: int
-    type: str  # ADDED | MODIFIED | DELETED
-    store_key: tuple[str, str]
-    namespace: str
-    object: JsonObject
-    old: JsonObject | None = None
-
-
-@dataclass(eq=False)  # identity: each live watch is its own subscriber
-class Watcher:
-    """A live watch: filters the store's events and queues what this client asked for."""
-
-    store_key: tuple[str, str]
-    namespace: str | None
-    labels: LabelSelector
-    fields: FieldSelector
-    queue: asyncio.Queue[WatchEvent] = field(default_factory=asyncio.Queue)
-
-    def _matches(self, obj: JsonObject | None) -> bool:
-        if obj is None:
-            return False
-        return self.labels.matches(obj["metadata"].get("labels")) and self.fields.matches(obj)
-
-    def translate(self, event: WatchEvent) -> WatchEvent | None:
-        """What this watch sees of `event`: objects entering or leaving the selection appear as ADDED/DELETED."""
-        if event.store_key != self.store_key:
-            return None
-        if self.namespace is not None and event.namespace != self.namespace:
-            return None
-        now_in = self._matches(event.object)
-        if event.type != "MODIFIED":
-            return event if now_in else None
-        was_in = self._matches(event.old)
-        if now_in and was_in:
-            return event
-        if now_in:
-            return WatchEvent(event.resource_version, "ADDED", event.store_key, event.namespace, event.object)
-        if was_in:
-            return WatchEvent(event.resource_version, "DELETED", event.store_key, event.namespace, event.object)
-        return None
-
-    def offer(self, event: WatchEvent) -> None:
-        seen = self.translate(event)
-        if seen is not None:
-            self.queue.put_nowait(seen)
 
 
 @dataclass
@@ -415,7 +366,7 @@ class Store:
         ns_key = namespace if rtype.namespaced else ""
         graceful = rtype.store_key in self._graceful and grace_seconds != 0
         if propagation == "Orphan":
-            self._orphan_dependents(meta["uid"])
+            gc.orphan(self, meta["uid"])
         if rtype.kind == "Namespace":
             return self._start_namespace_deletion(rtype, current), False
         if meta.get("finalizers") or graceful:
@@ -455,7 +406,7 @@ class Store:
         if rtype.kind == "CustomResourceDefinition":
             self._drop_custom_resources(obj)
         self._emit("DELETED", rtype, gone_obj, None)
-        self._collect_dependents(meta["uid"], meta.get("namespace"))
+        gc.collect_soon(self, meta["uid"], meta.get("namespace"))
         return gone_obj
 
     def _drop_custom_resources(self, crd: JsonObject) -> None:
@@ -467,90 +418,38 @@ class Store:
                 self._remove(removed[0], obj)
             self._objects.pop(removed[0].store_key, None)
 
-    # ----- garbage collection and namespaces
-    def _types_by_store(self) -> dict[tuple[str, str], ResourceType]:
-        return {t.store_key: t for t in self.registry}
+    # ----- what the garbage collector and the namespace controller (gc.py) need
+    def kinds(self) -> builtins.list[ResourceType]:
+        """One served type per stored resource (versions and groups sharing a store count once)."""
+        return list({t.store_key: t for t in self.registry}.values())
 
-    def _dependents(self, owner_uid: str, namespace: str | None) -> builtins.list[tuple[ResourceType, JsonObject]]:
-        types = self._types_by_store()
+    def dependents_of(self, owner_uid: str) -> builtins.list[tuple[ResourceType, JsonObject]]:
+        """Objects naming `owner_uid` in their ownerReferences, from the owner index."""
+        types = {t.store_key: t for t in self.registry}
         found = []
         for store_key, key in sorted(self._owned.get(owner_uid, ())):
             obj = self._objects.get(store_key, {}).get(key)
-            if obj is not None and store_key in types and (not namespace or key[0] == namespace):
+            if obj is not None and store_key in types:
                 found.append((types[store_key], obj))
         return found
 
-    def _orphan_dependents(self, owner_uid: str) -> None:
-        for rtype, obj in self._dependents(owner_uid, None):
-            refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != owner_uid]
-            new = copy.deepcopy(obj)
-            new["metadata"]["ownerReferences"] = refs
-            if not refs:
-                del new["metadata"]["ownerReferences"]
-            self.update(rtype, obj["metadata"].get("namespace", ""), obj["metadata"]["name"], new)
-
-    def _collect_dependents(self, owner_uid: str, namespace: str | None) -> None:
-        """Background propagation: dependents whose every owner is gone are deleted soon after, like the GC does."""
-
-        def collect() -> None:
-            for rtype, obj in self._dependents(owner_uid, namespace):
-                meta = obj["metadata"]
-                live = [r for r in meta.get("ownerReferences") or [] if r.get("uid") != owner_uid
-                        and self._owner_exists(r, meta.get("namespace", ""))]
-                if live:
-                    continue
-                if self.find(rtype, meta.get("namespace", ""), meta["name"]) is obj:
-                    self.delete(rtype, meta.get("namespace", ""), meta["name"])
-
-        self._soon(collect)
-
-    def _owner_exists(self, ref: JsonObject, namespace: str) -> bool:
-        rtype = self.registry.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
-        if rtype is None:
-            return False
-        obj = self.find(rtype, namespace, ref.get("name", ""))
-        return obj is not None and obj["metadata"]["uid"] == ref.get("uid")
-
-    def _soon(self, work: Callable[[], None]) -> None:
-        try:
-            asyncio.get_running_loop().call_soon(work)
-        except RuntimeError:
-            work()
-
     def _start_namespace_deletion(self, rtype: ResourceType, namespace: JsonObject) -> JsonObject:
-        name = namespace["metadata"]["name"]
-        if not namespace["metadata"].get("deletionTimestamp"):
-            new = dict(namespace)
-            new["metadata"] = dict(namespace["metadata"], deletionTimestamp=now_timestamp(),
-                                   resourceVersion=self._bump())
-            new["status"] = {"phase": "Terminating"}
-            self._put(rtype, new, namespace)
-            self._emit("MODIFIED", rtype, new, namespace)
-            namespace = new
-        try:
-            task = asyncio.get_running_loop().create_task(self._empty_namespace(rtype, name))
+        if namespace["metadata"].get("deletionTimestamp"):
+            return namespace
+        new = dict(namespace)
+        new["metadata"] = dict(namespace["metadata"], deletionTimestamp=now_timestamp(), resourceVersion=self._bump())
+        new["status"] = {"phase": "Terminating"}
+        self._put(rtype, new, namespace)
+        self._emit("MODIFIED", rtype, new, namespace)
+        with contextlib.suppress(RuntimeError):  # no loop: nobody to run the clean-up (tests of the bare store)
+            task = asyncio.get_running_loop().create_task(gc.empty_namespace(self, new["metadata"]["name"]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        except RuntimeError:
-            pass
-        return namespace
+        return new
 
-    async def _empty_namespace(self, namespaces: ResourceType, name: str) -> None:
-        """The namespace controller's job: delete everything inside, wait until it is gone, then the namespace."""
-        while True:
-            left = 0
-            for store_key, rtype in self._types_by_store().items():
-                if not rtype.namespaced:
-                    continue
-                for (ns, obj_name), obj in list(self._objects.get(store_key, {}).items()):
-                    if ns != name:
-                        continue
-                    left += 1
-                    if not obj["metadata"].get("deletionTimestamp"):
-                        self.delete(rtype, ns, obj_name)
-            if not left:
-                break
-            await asyncio.sleep(0.05)
+    def finish_namespace(self, name: str) -> None:
+        """The namespace is empty: remove it."""
+        namespaces = self.registry.resource("", "namespaces")
         current = self.find(namespaces, "", name)
         if current is not None:
             self._remove(namespaces, current)

@@ -10,11 +10,12 @@ from typing import Any
 
 from aiohttp import web
 
+from .changes import Watcher
 from .conversion import view
 from .encoding import Encoder
 from .errors import ApiError
 from .resources import ResourceType
-from .storage import Store, Watcher
+from .storage import Store
 
 
 def _line(event_type: str, obj: Any) -> bytes:

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..apiserver.storage import Store, WatchEvent
+from ..apiserver.changes import WatchEvent
+from ..apiserver.storage import Store
 from ..runtime import PodRuntime, ReportSink
 from .deployments import sync_deployment
 from .endpoints import sync_endpoints

@@ -8,7 +8,8 @@ import logging
 import time
 from typing import Any
 
-from ..apiserver.storage import JsonObject, Store, WatchEvent
+from ..apiserver.changes import WatchEvent
+from ..apiserver.storage import JsonObject, Store
 from ..runtime import PodRuntime, PodStatusReport
 from .objects import condition, copy_of, now, write_object, write_status
 
