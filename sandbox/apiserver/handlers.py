@@ -175,7 +175,8 @@ class ApiServer:
                 {"namespace": namespace, "since": since, "labels": labels, "fields": fields},
                 timeout_seconds=float(timeout) if timeout else None,
                 bookmarks=query.get("allowWatchBookmarks") in _TRUE,
-                bookmark_interval=self.bookmark_interval, closing=self.closing)
+                bookmark_interval=self.bookmark_interval, closing=self.closing,
+                as_table="as=Table" in request.headers.get("Accept", ""))
         items = [view(target.rtype, o) for o in self.store.list(target.rtype, namespace, labels, fields)]
         version = str(self.store.resource_version)
         if "as=Table" in request.headers.get("Accept", ""):

@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .changes import Watcher
+from . import tables
+from .changes import Watcher, WatchEvent
 from .conversion import view
 from .encoding import Encoder
 from .errors import ApiError
@@ -24,7 +25,13 @@ def _line(event_type: str, obj: Any) -> bytes:
 
 async def serve_watch(request: web.Request, store: Store, encoder: Encoder, rtype: ResourceType,
                       watcher_args: dict[str, Any], *, timeout_seconds: float | None, bookmarks: bool,
-                      bookmark_interval: float, closing: asyncio.Event) -> web.StreamResponse:
+                      bookmark_interval: float, closing: asyncio.Event, as_table: bool = False) -> web.StreamResponse:
+    def encode(event: WatchEvent) -> bytes:
+        obj = view(rtype, event.object)
+        if as_table:  # `kubectl get -w` asks for one-row Tables so it can keep its columns
+            return _line(event.type, tables.table(rtype.kind, [obj], obj["metadata"]["resourceVersion"]))
+        return encoder.event_line(event.type, obj)
+
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     try:
@@ -51,7 +58,7 @@ async def serve_watch(request: web.Request, store: Store, encoder: Encoder, rtyp
             chunk = []
             while not watcher.queue.empty():
                 event = watcher.queue.get_nowait()
-                chunk.append(encoder.event_line(event.type, view(rtype, event.object)))
+                chunk.append(encode(event))
             if chunk:
                 await response.write(b"".join(chunk))
                 continue
@@ -64,8 +71,7 @@ async def serve_watch(request: web.Request, store: Store, encoder: Encoder, rtyp
             getter = asyncio.ensure_future(watcher.queue.get())
             done, _ = await asyncio.wait({getter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
-                event = getter.result()
-                await response.write(encoder.event_line(event.type, view(rtype, event.object)))
+                await response.write(encode(getter.result()))
             else:
                 getter.cancel()
             if closed in done:

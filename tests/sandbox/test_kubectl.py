@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,27 @@ def test_rollout_undo_returns_to_the_previous_replicaset(kubectl: Kubectl) -> No
     live = json.loads(kubectl("get", "deploy", "web", "-o", "json").stdout)
     assert live["spec"]["template"]["spec"]["containers"][0]["image"] == "example/app:1"
     assert "creationTimestamp" not in live["spec"]["template"]["metadata"]
+
+
+def test_get_watch_prints_rows_as_the_deployment_becomes_ready(sb: SandboxThread, kubectl: Kubectl,
+                                                                 tmp_path: Path) -> None:
+    kubectl("apply", "-f", "-", stdin=manifest(deployment("web", replicas=2)))
+    namespace = kubectl.namespace  # type: ignore[attr-defined]
+    command = [str(KUBECTL), "--cache-dir", str(tmp_path / "watch-cache"), "-n", namespace, "get", "deploy", "-w"]
+    process = subprocess.Popen(command, env=dict(os.environ, KUBECONFIG=str(sb.kubeconfig_path)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    rows = []
+    deadline = threading.Timer(30, process.kill)  # the read below ends at the latest when this fires
+    deadline.start()
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            rows.append(line.split())
+            if rows[-1][:2] == ["web", "2/2"]:
+                break
+    finally:
+        deadline.cancel()
+        process.kill()
+        process.wait()
+    assert rows[0][:4] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE"]
+    assert rows[-1][:2] == ["web", "2/2"] and all(len(r) == len(rows[0]) for r in rows)
