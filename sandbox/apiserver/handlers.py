@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 from typing import Any
 
 import yaml
@@ -21,6 +22,8 @@ from .storage import JsonObject, Store
 from .watch import serve_watch
 
 _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+
+log = logging.getLogger(__name__)
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -48,6 +51,15 @@ async def _body(request: web.Request) -> Any:
         return yaml.safe_load(raw)
     except yaml.YAMLError as error:
         raise bad_request(f"the request body is neither JSON nor YAML: {error}") from error
+
+
+def _number(value: Any, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError) as error:
+        raise bad_request(f"{name} must be a number, got {value!r}") from error
 
 
 def _scale_of(obj: JsonObject) -> JsonObject:
@@ -87,6 +99,12 @@ class ApiServer:
             return await self._dispatch(request)
         except ApiError as error:
             return _error(error)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as error:  # a bug here must still answer like an API server, and say what broke
+            log.exception("sandbox API failed on %s %s", request.method, request.path)
+            return _error(ApiError(500, "InternalError", f"an error on the server ({error!r}) has prevented the "
+                                   "request from succeeding"))
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -169,11 +187,11 @@ class ApiServer:
                 since = int(query.get("resourceVersion") or 0)
             except ValueError as error:
                 raise bad_request(f"invalid resourceVersion {query.get('resourceVersion')!r}") from error
-            timeout = query.get("timeoutSeconds")
+            timeout = _number(query.get("timeoutSeconds"), "timeoutSeconds")
             return await serve_watch(
                 request, self.store, self.encoder, target.rtype,
                 {"namespace": namespace, "since": since, "labels": labels, "fields": fields},
-                timeout_seconds=float(timeout) if timeout else None,
+                timeout_seconds=timeout,
                 bookmarks=query.get("allowWatchBookmarks") in _TRUE,
                 bookmark_interval=self.bookmark_interval, closing=self.closing,
                 as_table="as=Table" in request.headers.get("Accept", ""))
@@ -249,7 +267,7 @@ class ApiServer:
     def _delete_options(self, body: Any, request: web.Request) -> dict[str, Any]:
         options = body if isinstance(body, dict) else {}
         query = request.query
-        grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+        grace = _number(options.get("gracePeriodSeconds", query.get("gracePeriodSeconds")), "gracePeriodSeconds")
         preconditions = options.get("preconditions") or {}
         return {
             "grace_seconds": None if grace is None else int(grace),

@@ -168,6 +168,15 @@ def test_mismatched_kind_is_400_bad_request(raw: Raw, ns: str) -> None:
     assert response.status_code == 400 and response.json()["reason"] == "BadRequest"
 
 
+def test_malformed_query_parameters_are_400(raw: Raw, ns: str) -> None:
+    response = raw.request("GET", f"/api/v1/namespaces/{ns}/configmaps", watch="true", timeoutSeconds="soon")
+    assert response.status_code == 400 and "timeoutSeconds" in response.json()["message"]
+    raw.request("POST", f"/api/v1/namespaces/{ns}/configmaps", configmap("a"))
+    response = raw.request("DELETE", f"/api/v1/namespaces/{ns}/configmaps/a", gracePeriodSeconds="x")
+    assert response.status_code == 400
+    assert raw.request("GET", f"/api/v1/namespaces/{ns}/configmaps", labelSelector="a in (b").status_code == 400
+
+
 def test_generate_name(raw: Raw, ns: str) -> None:
     response = raw.request("POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"generateName": "job-"}})
     assert response.status_code == 201
