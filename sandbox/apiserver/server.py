@@ -10,13 +10,16 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
 from ..kubeconfig import client_configuration, write_kubeconfig
 from .handlers import ApiServer
 from .storage import Store
+
+if TYPE_CHECKING:
+    from ..workloads import RuntimeFactory
 
 T = TypeVar("T")
 
@@ -38,7 +41,7 @@ class Sandbox:
 
     def __init__(self, *, directory: str | Path | None = None, port: int = 0, ready_delay: float = 0.2,
                  watch_window: int = 10_000, bookmark_interval: float = 5.0,
-                 runtime_factory: Any = None, workloads: bool = True) -> None:
+                 runtime_factory: RuntimeFactory | None = None, workloads: bool = True) -> None:
         self._directory = Path(directory) if directory else None
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         self._port = port
