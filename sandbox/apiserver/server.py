@@ -82,6 +82,7 @@ class Sandbox:
             await self._workloads.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.store.close()
         if self._temp is not None:
             self._temp.cleanup()
 

@@ -447,6 +447,14 @@ class Store:
             task.add_done_callback(self._tasks.discard)
         return new
 
+    async def close(self) -> None:
+        """Stop background clean-ups (namespaces still emptying) when the sandbox shuts down."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     def finish_namespace(self, name: str) -> None:
         """The namespace is empty: remove it."""
         namespaces = self.registry.resource("", "namespaces")
