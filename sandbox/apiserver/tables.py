@@ -36,7 +36,28 @@ def _pod(obj: JsonObject) -> list[Any]:
     return [f"{ready}/{total}", phase, sum(c.get("restartCount", 0) for c in containers)]
 
 
+def _replicaset(obj: JsonObject) -> list[Any]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    return [spec.get("replicas", 0), status.get("replicas", 0), status.get("readyReplicas", 0)]
+
+
+def _service(obj: JsonObject) -> list[Any]:
+    spec = obj.get("spec") or {}
+    ports = ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+    return [spec.get("type", "ClusterIP"), spec.get("clusterIP", "<none>"), "<none>", ports or "<none>"]
+
+
+def _ingress(obj: JsonObject) -> list[Any]:
+    spec = obj.get("spec") or {}
+    hosts = ",".join(r.get("host", "*") for r in spec.get("rules") or []) or "*"
+    return [spec.get("ingressClassName", "<none>"), hosts, "", "80"]
+
+
 _EXTRA: dict[str, tuple[list[tuple[str, str]], Callable[[JsonObject], list[Any]]]] = {
+    "ReplicaSet": ([("Desired", "integer"), ("Current", "integer"), ("Ready", "integer")], _replicaset),
+    "Service": ([("Type", "string"), ("Cluster-IP", "string"), ("External-IP", "string"), ("Port(s)", "string")],
+                _service),
+    "Ingress": ([("Class", "string"), ("Hosts", "string"), ("Address", "string"), ("Ports", "string")], _ingress),
     "Deployment": ([("Ready", "string"), ("Up-to-date", "integer"), ("Available", "integer")], _deployment),
     "Pod": ([("Ready", "string"), ("Status", "string"), ("Restarts", "integer")], _pod),
 }
