@@ -72,7 +72,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from . import demo  # type: ignore[attr-defined,unused-ignore]
+    from . import demo
 
     code: int = demo.main(args)
     return code
