@@ -13,6 +13,7 @@ from typing import Any
 
 import kubernetes
 import pytest
+import requests
 from kubernetes import watch
 from kubernetes.client.rest import ApiException
 
@@ -314,6 +315,43 @@ def test_strategic_merge_merges_containers_env_and_ports_by_key(raw: Raw, ns: st
     assert app["image"] == "example/app:2"
     assert [e["name"] for e in app["env"]] == ["VERSION", "EXTRA"]
     assert [(p["containerPort"], p.get("name")) for p in app["ports"]] == [(8080, "http"), (9090, None)]
+
+
+def test_strategic_merge_volumes_mounts_and_init_containers_by_key(raw: Raw, ns: str) -> None:
+    base = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    body = deployment("web", replicas=0)
+    pod = body["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "config", "configMap": {"name": "a"}}]
+    pod["initContainers"] = [{"name": "init", "image": "init:1"}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "config", "mountPath": "/etc/app"}]
+    raw.request("POST", base, body)
+    patch = {"spec": {"template": {"spec": {
+        "volumes": [{"name": "cache", "emptyDir": {}}],
+        "initContainers": [{"name": "init", "image": "init:2"}],
+        "containers": [{"name": "app", "volumeMounts": [{"name": "cache", "mountPath": "/cache"},
+                                                        {"name": "config", "mountPath": "/etc/app",
+                                                         "readOnly": True}]}]}}}}
+    after = raw.request("PATCH", f"{base}/web", patch, "application/strategic-merge-patch+json").json()
+    spec = after["spec"]["template"]["spec"]
+    assert [v["name"] for v in spec["volumes"]] == ["config", "cache"]
+    assert [(c["name"], c["image"]) for c in spec["initContainers"]] == [("init", "init:2")]
+    mounts = spec["containers"][0]["volumeMounts"]
+    assert [(m["mountPath"], m.get("readOnly")) for m in mounts] == [("/etc/app", True), ("/cache", None)]
+
+
+def test_strategic_merge_retain_keys_and_element_order(raw: Raw, ns: str) -> None:
+    base = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    body = deployment("web", replicas=0)
+    body["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "side:1"})
+    raw.request("POST", base, body)
+    patch = {"spec": {
+        "strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": None},
+        "template": {"spec": {"$setElementOrder/containers": [{"name": "sidecar"}, {"name": "app"}],
+                              "containers": [{"name": "sidecar", "image": "side:2"}]}}}}
+    after = raw.request("PATCH", f"{base}/web", patch, "application/strategic-merge-patch+json").json()
+    assert after["spec"]["strategy"] == {"type": "Recreate"}
+    assert [(c["name"], c["image"]) for c in after["spec"]["template"]["spec"]["containers"]] == [
+        ("sidecar", "side:2"), ("app", "example/app:1")]
 
 
 def test_strategic_merge_directives_delete_and_replace(raw: Raw, ns: str) -> None:
@@ -653,6 +691,19 @@ def test_rbac_kinds_are_accepted_and_stored(api: Any, ns: str) -> None:
         "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "x"},
         "subjects": [{"kind": "ServiceAccount", "name": "weir", "namespace": ns}]})
     assert [b.metadata.name for b in rbac.list_namespaced_role_binding(ns).items] == ["b"]
+
+
+def test_requests_need_no_token(sb: SandboxThread) -> None:
+    assert requests.get(sb.url + "/api/v1/namespaces/default", timeout=10).status_code == 200
+
+
+def test_openapi_v3_declares_server_side_field_validation(raw: Raw) -> None:
+    """kubectl trusts the server to validate (and skips client-side schemas) only when PATCH takes fieldValidation."""
+    index = raw.request("GET", "/openapi/v3").json()["paths"]
+    document = raw.request("GET", index["apis/apps/v1"]["serverRelativeURL"]).json()
+    patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert {"name": "fieldValidation", "in": "query"}.items() <= patch["parameters"][0].items()
 
 
 def test_discovery_documents(raw: Raw) -> None:
