@@ -22,6 +22,8 @@ from .storage import JsonObject, Store
 from .watch import serve_watch
 
 _TRUE = {"1", "t", "T", "true", "TRUE", "True"}
+# Built-in kinds whose DELETE answers the deleted object rather than a Status (as the official client expects).
+_DELETE_RETURNS_OBJECT = {"Pod", "Service"}
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +284,7 @@ class ApiServer:
             raise method_not_allowed("cannot delete a subresource")
         rtype, name = target.rtype, target.name or ""
         obj, removed = self.store.delete(rtype, self._ns(target), name, **self._delete_options(body, request))
-        if removed and not rtype.custom:
+        if removed and not rtype.custom and not (rtype.group == "" and rtype.kind in _DELETE_RETURNS_OBJECT):
             details: JsonObject = {"name": name, "kind": rtype.plural, "uid": obj["metadata"]["uid"]}
             if rtype.group:
                 details["group"] = rtype.group

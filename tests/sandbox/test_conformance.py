@@ -193,6 +193,14 @@ def test_delete_answers_status_success_and_object_is_gone(raw: Raw, ns: str) -> 
     assert raw.request("DELETE", f"/api/v1/namespaces/{ns}/configmaps/a").status_code == 404
 
 
+def test_deleted_pods_and_services_answer_the_object(api: Any, ns: str) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})
+    assert core.delete_namespaced_service("web", ns).metadata.name == "web"
+    core.create_namespaced_pod(ns, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+    assert core.delete_namespaced_pod("p", ns, grace_period_seconds=0).metadata.name == "p"
+
+
 def test_finalizers_hold_deletion_until_removed(raw: Raw, ns: str) -> None:
     body = configmap("a")
     body["metadata"]["finalizers"] = ["example.com/hold"]

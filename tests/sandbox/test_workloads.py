@@ -314,8 +314,20 @@ def test_service_endpoints_list_ready_pods(apps: Any, core: Any, ns: str) -> Non
 
     wait_for(lambda: addresses() == 2, what="two ready addresses")
     assert core.read_namespaced_endpoints("web", ns).subsets[0].ports[0].port == 8080
+    discovery = client.DiscoveryV1Api(core.api_client)
+
+    def slice_conditions() -> list[tuple[bool, bool, bool]]:
+        [endpoint_slice] = discovery.list_namespaced_endpoint_slice(
+            ns, label_selector="kubernetes.io/service-name=web").items
+        return sorted((e.conditions.ready, e.conditions.serving, e.conditions.terminating)
+                      for e in endpoint_slice.endpoints or [])
+
+    wait_for(lambda: slice_conditions() == [(True, True, False)] * 2, what="two ready slice endpoints")
     apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 0}})
     wait_for(lambda: addresses() == 0, what="no addresses")
+    wait_for(lambda: slice_conditions() == [], what="an empty slice")
+    core.delete_namespaced_service("web", ns)
+    wait_for(lambda: not discovery.list_namespaced_endpoint_slice(ns).items, what="the slice to go with the Service")
 
 
 # ----- the runtime seam
