@@ -84,6 +84,7 @@ class Store:
     _terminating: set[tuple[tuple[str, str], ObjectKey]] = field(default_factory=set)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     # owner uid -> (store key, object key) of its dependents: controllers and the GC find children without scans
+    _names: dict[tuple[tuple[str, str], str], set[str]] = field(default_factory=dict)  # (store key, ns) -> names
     _owned: dict[str, set[tuple[tuple[str, str], ObjectKey]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -113,6 +114,9 @@ class Store:
         if name is not None and namespace is not None:
             candidates: Iterable[tuple[ObjectKey, JsonObject]] = (
                 [((namespace, name), bucket[(namespace, name)])] if (namespace, name) in bucket else [])
+        elif namespace is not None:  # only this namespace's objects, from the index
+            names = sorted(self._names.get((rtype.store_key, namespace if rtype.namespaced else ""), ()))
+            candidates = [((namespace, n), bucket[(namespace if rtype.namespaced else "", n)]) for n in names]
         else:
             candidates = sorted(bucket.items())
         return [
@@ -134,6 +138,7 @@ class Store:
     def _put(self, rtype: ResourceType, obj: JsonObject, previous: JsonObject | None) -> None:
         key = self._object_key(rtype, obj)
         self._objects.setdefault(rtype.store_key, {})[key] = obj
+        self._names.setdefault((rtype.store_key, key[0]), set()).add(key[1])
         refs = obj["metadata"].get("ownerReferences")
         old_refs = previous["metadata"].get("ownerReferences") if previous else None
         if refs != old_refs:
@@ -143,6 +148,11 @@ class Store:
     def _drop(self, rtype: ResourceType, obj: JsonObject) -> None:
         key = self._object_key(rtype, obj)
         del self._objects[rtype.store_key][key]
+        names = self._names.get((rtype.store_key, key[0]))
+        if names is not None:
+            names.discard(key[1])
+            if not names:
+                del self._names[(rtype.store_key, key[0])]
         self._index_owners(rtype, key, obj["metadata"].get("ownerReferences"), add=False)
 
     def _index_owners(self, rtype: ResourceType, key: ObjectKey, refs: Any, add: bool) -> None:
