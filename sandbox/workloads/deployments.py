@@ -54,9 +54,10 @@ class DeploymentSync:
         new = next((rs for rs in owned if (rs["metadata"].get("labels") or {}).get(HASH_LABEL) == wanted_hash), None)
         old = [rs for rs in owned if rs is not new]
         created = False
+        if new is not None:
+            new = self._sync_min_ready(new, spec)
         if spec.get("paused"):
-            if new is not None and not any(int(rs["spec"].get("replicas", 0)) for rs in old):
-                new = self._scale(new, int(spec.get("replicas", 1)))
+            new = self._scale_paused(spec, new, owned)
         elif (spec.get("strategy") or {}).get("type") == "Recreate":
             new, created = self._recreate(deployment, new, old, wanted_hash)
         else:
@@ -83,6 +84,24 @@ class DeploymentSync:
                            "annotations": annotations, "ownerReferences": [owner_reference(deployment)]},
               "spec": spec}
         return self.store.create(self.replicasets, self.namespace, rs)
+
+    def _sync_min_ready(self, rs: JsonObject, spec: JsonObject) -> JsonObject:
+        """The new ReplicaSet follows the Deployment's minReadySeconds (it decides when pods count as available)."""
+        wanted = spec.get("minReadySeconds") or 0
+        if (rs["spec"].get("minReadySeconds") or 0) == wanted:
+            return rs
+        updated = copy_of(rs)
+        updated["spec"]["minReadySeconds"] = wanted
+        return write_object(self.store, self.replicasets, updated)
+
+    def _scale_paused(self, spec: JsonObject, new: JsonObject | None, owned: list[JsonObject]) -> JsonObject | None:
+        """Paused: no rollout, but scaling still applies to the one ReplicaSet that runs (no proportional split)."""
+        active = [rs for rs in owned if int(rs["spec"].get("replicas", 0))]
+        target = active[0] if len(active) == 1 else (new if not active else None)
+        if target is None:
+            return new
+        scaled = self._scale(target, int(spec.get("replicas", 1)))
+        return scaled if target is new else new
 
     def _scale(self, rs: JsonObject, replicas: int) -> JsonObject:
         if int(rs["spec"].get("replicas", 0)) == replicas:

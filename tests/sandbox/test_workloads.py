@@ -244,8 +244,11 @@ def test_paused_deployment_rolls_only_after_resume(apps: Any, ns: str) -> None:
     wait_for(lambda: conditions(apps, ns, "web").get("Progressing") == ("Unknown", "DeploymentPaused"),
              what="paused condition")
     assert len(apps.list_namespaced_replica_set(ns).items) == 1
+    apps.patch_namespaced_deployment_scale("web", ns, {"spec": {"replicas": 3}})  # scaling still works
+    wait_for(lambda: (status(apps, ns, "web").available_replicas or 0) == 3, what="three pods while paused")
+    assert len(apps.list_namespaced_replica_set(ns).items) == 1
     apps.patch_namespaced_deployment("web", ns, {"spec": {"paused": False}})
-    wait_complete(apps, ns, "web", 2)
+    wait_complete(apps, ns, "web", 3)
     assert len(apps.list_namespaced_replica_set(ns).items) == 2
 
 
