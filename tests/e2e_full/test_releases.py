@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from sandbox.demo import release_failures
 from sandbox.stack import Stack
 from tests.e2e.harness import wait_for
@@ -17,15 +19,17 @@ pytestmark = real_parts_marks()
 RATE = 120.0  # requests per second, through nginx
 
 
-def rollout(weights: list[int], interval: str, **extra: Any) -> dict[str, Any]:
+def rollout(weights: list[int], interval: str, analysis_interval: str = "2s",
+            alerts: list[str] | None = None) -> dict[str, Any]:
     # Error rate only: these tests are about the data plane and the two rollback triggers, and a
     # latency verdict on a 20 ms app shared with other processes on 2 cores is not what they test.
+    # The analysis looks every 2 s at the least: increase() over 1 s has at most one 1 s scrape.
     return {
         "router": "nginx",
         "stages": [{"canary": {"weights": weights, "interval": interval}}],
-        "analysis": {"interval": "2s", "metrics": ["error-rate"]},  # 2 s: increase() needs two 1 s scrapes
+        "analysis": {"interval": analysis_interval, "metrics": ["error-rate"]},
         "progress-deadline": "60s",
-        **extra,
+        **({"rollback-on-alerts": alerts} if alerts else {}),
     }
 
 
@@ -81,7 +85,7 @@ def test_canary_with_5_percent_errors_is_rolled_back_by_the_analysis(stack: Stac
 
 def test_firing_alert_for_the_release_rolls_it_back_end_to_end(stack: Stack) -> None:
     # A ladder that cannot finish first: the alert has to decide.
-    config = rollout([10, 50], "60s", **{"rollback-on-alerts": ['severity="page"']})
+    config = rollout([10, 50], "60s", alerts=['severity="page"'])
     app = ExampleApp(stack, "web-alerting", config).create("1.0")
     with app.load(rate=40), Timeline(app, alert="DemoAppDegraded") as timeline:
         timeline.origin = app.release("2.0", {"DEGRADED": "true"})
@@ -105,3 +109,24 @@ def test_firing_alert_for_the_release_rolls_it_back_end_to_end(stack: Stack) -> 
 
 def _seconds(value: float | None) -> str:
     return "never" if value is None else f"{value:.2f}s"
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "known bug: canary/analysis_judge.py AnalysisJudge reuses its last Prometheus fetch for half an analysis "
+    "interval when the release's key is in it, and forget() does not drop that history, so the next release "
+    "of the same Deployment gets the previous release's verdict (here: rolled back by revision 1's error-rate "
+    "failure with the identical evidence). Remove this marker with the fix."))
+def test_a_release_right_after_a_rollback_is_decided_by_its_own_signals(stack: Stack) -> None:
+    """The demo's order: an analysis rollback, then at once a release that only an alert should stop.
+    The second release must not inherit the first one's verdict (the judge may reuse a Prometheus
+    fetch for half an analysis interval: 4 s here makes that window wide enough to matter)."""
+    config = rollout([10, 50], "60s", "4s", alerts=['severity="page"'])
+    app = ExampleApp(stack, "web-next", config).create("1.0")
+    with app.load(rate=RATE):
+        app.release("2.0", {"ERROR_RATE": "0.05"})
+        first = app.api.wait_phase("RolledBack", timeout=120, revision=1)
+        app.release("3.0", {"DEGRADED": "true"})
+        second = app.api.wait_phase("RolledBack", timeout=60, revision=2)
+    print(f"\nrevision 1: {first['message']}\nrevision 2: {second['message']}")
+    assert first["message"].startswith("analysis failed: error-rate"), first["message"]
+    assert second["message"].startswith("alert firing: DemoAppDegraded"), second["message"]
