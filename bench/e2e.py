@@ -1,6 +1,6 @@
 """Benchmark the demo's releases end to end on the full sandbox (real pods, nginx, Prometheus, Alertmanager).
 
-    python bench/e2e.py [--runs N] [--timeout SECONDS]
+    python bench/e2e.py [--runs N] [--timeout SECONDS] [--gap SECONDS] [--keep DIR]
 
 Starts the stack of `weir demo` (sandbox/demo.py: the same app, load of 120 req/s through nginx and
 rollout), then releases the demo's four versions in order, N times over: healthy (promoted), 5% errors
@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sandbox.demo import (
@@ -49,6 +50,7 @@ class Measured:
     result: Result
     weight_0_seconds: float | None  # template change -> canary Ingress at 0 after the rollback began
     canary_failed: int  # 5xx the canary's pods wrote
+    inherited: bool  # rolled back with the previous release's message word for word: not its own verdict
 
     @property
     def release(self) -> Release:
@@ -109,13 +111,13 @@ class WeightWatcher:
         return None if self.weight_0_at is None else self.weight_0_at - self.origin
 
 
-def run(runs: int, timeout: float) -> list[Measured]:
+def run(runs: int, timeout: float, gap: float = 0.0, keep: Path | None = None) -> list[Measured]:
     from kubernetes import client
 
     console = Console()
     measured: list[Measured] = []
     started = time.monotonic()
-    with Stack() as stack:
+    with Stack(directory=keep) as stack:
         apps: Any = client.AppsV1Api(stack.api_client)
         core: Any = client.CoreV1Api(stack.api_client)
         net: Any = client.NetworkingV1Api(stack.api_client)
@@ -143,15 +145,22 @@ def run(runs: int, timeout: float) -> list[Measured]:
                     with WeightWatcher(stack, revision) as watcher:
                         before = load.snapshot()
                         watcher.origin = time.monotonic()
-                        apps.patch_namespaced_deployment(APP, NAMESPACE, {"spec": {"template": patch}})
+                        # A JSON patch replaces the template whole: a strategic merge (what the demo sends)
+                        # would keep env entries of earlier releases, e.g. 1.4's DEGRADED=true in every
+                        # later release.
+                        apps.patch_namespaced_deployment(
+                            APP, NAMESPACE, [{"op": "replace", "path": "/spec/template", "value": patch}])
                         result = watch_release(apps, console, load, release, revision, timeout)
                         after = load.snapshot()
                     canary_failed = after.failed_by_version(release.version) - before.failed_by_version(
                         release.version)
-                    measured.append(Measured(number, result, watcher.seconds_to_weight_0(), canary_failed))
+                    inherited = bool(measured) and result.outcome == "RolledBack" and (
+                        result.message == measured[-1].result.message)
+                    measured.append(Measured(number, result, watcher.seconds_to_weight_0(), canary_failed, inherited))
                     console.say(f"  -> {result.outcome} after {result.seconds:.1f}s: {result.message}")
                     if result.outcome == "timeout":
                         return measured
+                    time.sleep(gap)
         finally:
             load.stop()
     return measured
@@ -173,40 +182,57 @@ def report(measured: Sequence[Measured]) -> str:
         r = m.result
         rows.append([str(m.run), r.release.version, r.release.description, r.outcome, r.release.cause,
                      seconds(r.seconds), seconds(m.weight_0_seconds), str(r.canary_served), str(m.canary_failed),
-                     str(r.failed), "ok" if r.ok else "UNEXPECTED"])
+                     str(r.failed), _verdict_mark(m)])
     lines = [table(rows), ""]
     healthy = [m for m in measured if m.release.cause == "all stages passed"]
-    bad = [m for m in measured if m.release.cause != "all stages passed"]
-    alert = [m for m in measured if m.release.cause == "alert"]
     if healthy:
-        lines.append(f"failed requests during the healthy promotion: {sum(m.result.failed for m in healthy)} "
-                     f"(runs: {[m.result.failed for m in healthy]}); promoted in "
-                     f"{_spread([m.result.seconds for m in healthy if m.result.outcome == 'Idle'])}")
-    if bad:
-        lines.append(f"requests served by bad canaries before rollback: "
-                     f"{', '.join(f'{m.release.description} {m.result.canary_served}' for m in bad)}")
-    if alert:
-        lines.append(f"alert case, template change -> canary weight 0: "
-                     f"{_spread([m.weight_0_seconds for m in alert if m.weight_0_seconds is not None])}")
+        promoted = [m.result.seconds for m in healthy if m.result.outcome == "Idle"]
+        lines.append(f"healthy release: promoted {len(promoted)} of {len(healthy)} in {_spread(promoted)}; "
+                     f"failed requests during the healthy releases: {[m.result.failed for m in healthy]}")
+    for template in RELEASES:
+        if template.cause == "all stages passed":
+            continue
+        own = [m for m in measured if m.release.description == template.description and m.result.ok
+               and not m.inherited]
+        others = sum(1 for m in measured if m.release.description == template.description) - len(own)
+        lines.append(
+            f"{template.description}: rolled back by the {template.cause} {len(own)} times on its own evidence"
+            + (f" ({others} other outcomes)" if others else "") + "; canary served "
+            + _spread([float(m.result.canary_served) for m in own], "") + " requests before the rollback, in "
+            + _spread([m.result.seconds for m in own]) + "; canary weight 0 at "
+            + _spread([m.weight_0_seconds for m in own if m.weight_0_seconds is not None])
+            + " after the template change")
     return "\n".join(lines)
 
 
-def _spread(values: Sequence[float]) -> str:
+def _verdict_mark(m: Measured) -> str:
+    if m.inherited:
+        return "UNEXPECTED: the previous release's verdict"
+    return "ok" if m.result.ok else "UNEXPECTED"
+
+
+def _spread(values: Sequence[float], unit: str = "s") -> str:
     if not values:
         return "-"
     if len(values) == 1:
-        return f"{values[0]:.2f}s"
-    return f"median {statistics.median(values):.2f}s (min {min(values):.2f}s, max {max(values):.2f}s, n={len(values)})"
+        return f"{values[0]:.{2 if unit else 0}f}{unit}"
+    digits = 2 if unit else 0
+    return (f"median {statistics.median(values):.{digits}f}{unit} (min {min(values):.{digits}f}{unit}, "
+            f"max {max(values):.{digits}f}{unit}, n={len(values)})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/e2e.py", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="times to release the four versions (default 1)")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds a release may take (default 90)")
+    parser.add_argument("--gap", type=float, default=0.0, metavar="SECONDS",
+                        help="wait between releases (default 0, as the demo does)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="run the stack in DIR and keep its files (controller.log, pod logs) afterwards")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        measured = run(args.runs, args.timeout)
+        measured = run(args.runs, args.timeout, args.gap, args.keep)
     except KeyboardInterrupt:
         print("\ninterrupted; everything was torn down", file=sys.stderr)
         return 130

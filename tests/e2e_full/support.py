@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import http.client
 import json
 import shutil
+import socket
 import threading
 import time
 import urllib.parse
@@ -157,19 +159,28 @@ class ExampleApp:
         deployment = self.api.deployment() or {}
         return int((deployment.get("status") or {}).get("replicas") or 0)
 
+    def canary_pods(self) -> int:
+        """Pods of the canary Deployment that still exist, terminating ones included."""
+        core: Any = client.CoreV1Api(self.stack.api_client)
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"app={self.name}", _preload_content=False)
+        return len(json.loads(pods.data).get("items") or [])
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("nginx", timeout=1)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(1)
+        self.sock.connect(str(self.path))
+
 
 def _served_generation(workdir: Path) -> int:
-    """The configuration generation nginx answers on its control socket right now (-1 if none)."""
-    import http.client
-    import socket
-
-    class UnixConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(1)
-            self.sock.connect(str(workdir / "control.sock"))
-
-    connection = UnixConnection("nginx")
+    """The configuration generation nginx answers on its control socket right now (-1 if none); the
+    socket is the one sandbox/dataplane/nginx_config.py's NginxLayout puts in the nginx workdir."""
+    connection = _UnixConnection(workdir / "control.sock")
     try:
         connection.request("GET", "/generation")
         return int(connection.getresponse().read().strip())

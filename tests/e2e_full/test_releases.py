@@ -41,8 +41,8 @@ def test_healthy_release_under_load_is_promoted_without_one_failed_request(stack
         started = timeline.origin = app.release("2.0", {})
         app.api.wait_phase("Idle", timeout=120, revision=1)
         promoted = time.monotonic() - started
-        # The release ends when the canary's pods are gone, not when the state says Idle.
-        wait_for(lambda: app.canary_replicas() == 0, 30, "the canary's pods to terminate")
+        # The release ends when the canary's pods are gone (drained and exited), not when the state says Idle.
+        wait_for(lambda: app.canary_pods() == 0, 30, "the canary's pods to terminate")
         wait_for(lambda: app.send(100).by_version == {"2.0": 100}, 10, "the primary to serve 2.0 only")
         report = load.stop()
 
