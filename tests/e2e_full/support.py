@@ -111,10 +111,13 @@ class ExampleApp:
         return self
 
     def release(self, version: str, env: dict[str, str]) -> float:
-        """Change the pod template (a new version); returns time.monotonic() of the change."""
+        """Replace the pod template (a new version); returns time.monotonic() of the change. A JSON patch
+        replaces it whole, where a strategic merge would keep env entries of the previous template."""
         template = deployment(self.name, version, {**self.baseline_env, **env}, self.rollout)["spec"]["template"]
+        apps: Any = client.AppsV1Api(self.stack.api_client)
         started = time.monotonic()
-        self.api.patch_template(template)
+        apps.patch_namespaced_deployment(self.name, NAMESPACE, [{"op": "replace", "path": "/spec/template",
+                                                                 "value": template}])
         return started
 
     def send(self, count: int, rate: float = 400.0, headers: dict[str, str] | None = None,
