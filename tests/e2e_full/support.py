@@ -158,10 +158,6 @@ class ExampleApp:
             return line in plane.config_text() and _served_generation(plane.workdir) >= plane.generation
         wait_for(loaded, timeout, f"nginx to split {weight}% of {self.host} to the canary", interval=0.02)
 
-    def canary_replicas(self) -> int:
-        deployment = self.api.deployment() or {}
-        return int((deployment.get("status") or {}).get("replicas") or 0)
-
     def canary_pods(self) -> int:
         """Pods of the canary Deployment that still exist, terminating ones included."""
         core: Any = client.CoreV1Api(self.stack.api_client)

@@ -1,6 +1,7 @@
 """Whole releases under steady load through the real data plane, judged on real Prometheus data, with
 alerts from real Prometheus rules through real Alertmanager: promoted without a single failed request,
-rolled back by the analysis, rolled back by an alert."""
+rolled back by the analysis, rolled back by an alert, and a release right after a rollback judged on
+its own evidence."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def rollout(weights: list[int], interval: str, analysis_interval: str = "2s",
         "progress-deadline": "60s",
         **({"rollback-on-alerts": alerts} if alerts else {}),
     }
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f}s"
 
 
 def test_healthy_release_under_load_is_promoted_without_one_failed_request(stack: Stack) -> None:
@@ -78,7 +83,7 @@ def test_canary_with_5_percent_errors_is_rolled_back_by_the_analysis(stack: Stac
     assert failed > 0
     assert release_failures(after) - release_failures(before) == 0
     assert app.weight() == 0
-    wait_for(lambda: app.canary_replicas() == 0, 30, "the canary to be scaled down")
+    wait_for(lambda: app.canary_pods() == 0, 30, "the canary's pods to terminate")
     # nginx follows the API a moment later (the canary's terminating pods still answer meanwhile).
     wait_for(lambda: set(app.send(100).by_version) == {"1.0"}, 10, "nginx to send everything to 1.0")
 
@@ -106,9 +111,6 @@ def test_firing_alert_for_the_release_rolls_it_back_end_to_end(stack: Stack) -> 
     assert exported is not None, "never saw the canary pod export the degraded gauge"
     assert weight_0 is not None and weight_0 > exported
     assert app.weight() == 0
-
-def _seconds(value: float | None) -> str:
-    return "never" if value is None else f"{value:.2f}s"
 
 
 @pytest.mark.xfail(strict=False, reason=(

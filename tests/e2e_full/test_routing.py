@@ -13,6 +13,7 @@ pytestmark = real_parts_marks()
 
 SAMPLE = 2_000  # requests per measured weight
 TOLERANCE = 0.03  # +-3 points
+# Error rate only, looked at every 2 s (increase() over 1 s has at most one 1 s scrape: never any data).
 ANALYSIS = {"interval": "2s", "metrics": ["error-rate"]}
 
 
