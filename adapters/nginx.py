@@ -6,6 +6,7 @@ copy of its rules aimed at `<name>-canary`, takes the share its annotations say.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kubernetes.client import ApiClient
@@ -15,6 +16,8 @@ from adapters.backends import Backends
 from adapters.base import Route, RouterError, Routing
 from adapters.kube import Obj, ingresses
 from adapters.ownership import RELEASE_OF_LABEL, is_managed, refuse_foreign
+
+FOUND_TTL_SECONDS = 30.0
 
 
 def find_ingress(candidates: list[Obj], service: str) -> str | None:
@@ -32,10 +35,17 @@ class NginxRouter:
     def __init__(self, api: ApiClient) -> None:
         self._ingresses = ingresses(api)
         self._backends = Backends(api)
+        # Which Ingress routes to a Service, found by listing; remembered briefly because `read` and
+        # `set` run on every reconcile, while `check` and `ensure` always look again.
+        self._found: dict[tuple[str, str], tuple[float, str]] = {}
 
-    def _ingress_name(self, route: Route) -> str:
+    def _ingress_name(self, route: Route, fresh: bool = True) -> str:
         if route.ingress:
             return route.ingress
+        key = (route.namespace, route.name)
+        remembered = self._found.get(key)
+        if not fresh and remembered is not None and time.monotonic() - remembered[0] < FOUND_TTL_SECONDS:
+            return remembered[1]
         found = find_ingress(self._ingresses.list(route.namespace), route.name)
         if found is None:
             raise RouterError(
@@ -44,6 +54,7 @@ class NginxRouter:
                 f"create an Ingress with a backend on Service {route.name}, or set `ingress:` in "
                 "weir.dev/rollout, or use `router: service`",
             )
+        self._found[key] = (time.monotonic(), found)
         return found
 
     def _user_ingress(self, route: Route) -> dict[str, Any]:
@@ -97,7 +108,7 @@ class NginxRouter:
             )
 
     def _canary_name(self, route: Route) -> str:
-        return rendering.canary_ingress_name(self._ingress_name(route))
+        return rendering.canary_ingress_name(self._ingress_name(route, fresh=False))
 
     def set(self, route: Route, routing: Routing) -> None:
         reason = rendering.unsupported_reason(routing)

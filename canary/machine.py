@@ -33,7 +33,9 @@ from canary.state import Phase, ReleaseState, Revision
 
 PRIMARY_ONLY = Routing(0, ())
 HISTORY_LIMIT = 10
-WAIT_POLL_SECONDS = 1.0
+# Watch events wake the reconciler whenever a Deployment's status changes; these polls only bound how
+# late a deadline can be noticed, so they can be slow (100 releases must not keep the controller busy).
+WAIT_POLL_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -155,15 +157,16 @@ def _judge_step(state: ReleaseState, obs: Observation, hold: float, actions: tup
     state = state.replace(verdict=summary)
     if verdict.outcome is Outcome.FAIL:
         return _to_rolling_back(state, f"analysis failed: {verdict.reason}", actions)
+    # Between these wake-ups the analysis job (one per release, at its analysis interval) asks again.
     if verdict.outcome is Outcome.NODATA:
         if elapsed > obs.deadline_seconds:
             return _to_rolling_back(
                 state, f"no usable metrics for {format_duration(elapsed)} ({verdict.reason})", actions)
         return Decision(state.replace(message=f"{state.stage_name}: holding, {verdict.reason}"), actions,
-                        requeue_after=WAIT_POLL_SECONDS)
+                        requeue_after=obs.deadline_seconds - elapsed)
     if elapsed < hold:
         return Decision(state.replace(message=f"{state.stage_name}: {verdict.outcome.value}"), actions,
-                        requeue_after=min(hold - elapsed, WAIT_POLL_SECONDS * 5))
+                        requeue_after=hold - elapsed)
     nxt = state.step + 1
     if nxt >= len(obs.steps):
         return _to_promoting(state, "all stages passed", actions)
@@ -187,7 +190,9 @@ def _canary_not_ready(state: ReleaseState, obs: Observation, actions: list[Actio
             state, f"canary not ready within the progress deadline ({format_duration(obs.deadline_seconds)}): "
                    f"{obs.canary.ready}/{state.replicas} ready", actions)
     message = f"waiting for canary: {obs.canary.ready}/{state.replicas} ready"
-    return Decision(state.replace(message=message), tuple(actions), requeue_after=WAIT_POLL_SECONDS)
+    until_deadline = obs.deadline_seconds - (obs.now - since)
+    return Decision(state.replace(message=message), tuple(actions),
+                    requeue_after=min(WAIT_POLL_SECONDS, until_deadline + 0.1))
 
 
 def _paused(state: ReleaseState, obs: Observation, _: int) -> Decision:

@@ -38,7 +38,7 @@ from canary.actions import (
     describe,
 )
 from canary.alerts import AlertBook
-from canary.annotations import COMMAND, COMMANDS, ENABLED, STATE
+from canary.annotations import COMMAND, COMMANDS, ENABLED, ROLLOUT, STATE
 from canary.config import ConfigError, RolloutSpec, Step, flatten, parse_rollout
 from canary.judging import Judge, ReadinessJudge, ReleaseWindow
 from canary.kube import Cluster, Conflict
@@ -59,6 +59,7 @@ from canary.workload import (
 log = logging.getLogger("weir.reconciler")
 
 CRASH_AFTER_ENV = "WEIR_CRASH_AFTER_ACTIONS"  # fault injection for the crash-safety tests
+CHECK_EVERY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ class Reconciler:
         self.alerts = alerts or AlertBook()
         self.clock = clock
         self._executed = 0
+        self._routers: dict[str, Router] = {}
+        self._checked: dict[tuple[str, str], tuple[float, str, str]] = {}
         crash_after = os.environ.get(CRASH_AFTER_ENV)
         self._crash_after = int(crash_after) if crash_after else None
 
@@ -124,7 +127,7 @@ class Reconciler:
             requeue = 0.0  # observe the effect of what was just done
         log.info("reconciled", extra={"namespace": namespace, "deployment": name,
                                       "phase": new_state.phase.value if new_state else None,
-                                      "message": new_state.message if new_state else "", "actions": executed})
+                                      "detail": new_state.message if new_state else "", "actions": executed})
         interval = setup.spec.analysis.interval_seconds if setup else None
         return Outcome(new_state.phase.value if new_state else None, executed, requeue,
                        new_state is not None and new_state.phase in ACTIVE_PHASES, interval)
@@ -138,9 +141,11 @@ class Reconciler:
             spec = parse_rollout(meta.get("annotations"))
             selector_labels(deployment)
             kind = spec.router or detect_router(self.api, meta["namespace"], meta["name"])
-            router = make_router(kind, self.api)
+            router = self._router(kind)
             route = build_route(deployment, spec.ingress, spec.route)
-            router.check(route)
+            if self._needs_check(deployment, state, kind):
+                router.check(route)
+                self._checked[(meta["namespace"], meta["name"])] = (self.clock(), _config_text(deployment), kind)
             stages = spec.stages_for(kind)
             for stage in stages:
                 for step in stage.steps:
@@ -163,6 +168,24 @@ class Reconciler:
             return None, (f"weir.dev/rollout.router: router {kind!r} needs an API this cluster does not serve "
                           f"({exc.status} {exc.reason}). Fix: install that provider's CRDs, or use one of: "
                           "service, nginx")
+
+    def _router(self, kind: str) -> Router:
+        """Routers are kept for the controller's life: they hold no per-release state."""
+        router = self._routers.get(kind)
+        if router is None:
+            router = self._routers[kind] = make_router(kind, self.api)
+        return router
+
+    def _needs_check(self, deployment: dict[str, Any], state: ReleaseState | None, kind: str) -> bool:
+        """`check` reads several objects; between releases it is enough to re-run it when the
+        configuration changes, the state is not settled, or every CHECK_EVERY_SECONDS."""
+        meta = deployment["metadata"]
+        last = self._checked.get((meta["namespace"], meta["name"]))
+        if state is None or state.phase in (Phase.INITIALIZING, Phase.INVALID) or last is None:
+            return True
+        checked_at, text, checked_kind = last
+        return text != _config_text(deployment) or checked_kind != kind or \
+            self.clock() - checked_at > CHECK_EVERY_SECONDS
 
     def _observe(self, deployment: dict[str, Any], primary: dict[str, Any] | None, state: ReleaseState | None,
                  setup: _Setup | None, error: str | None, enabled: bool) -> Observation:
@@ -303,6 +326,10 @@ class Reconciler:
         if self._crash_after is not None and self._executed >= self._crash_after:
             log.warning("fault injection: SIGKILL after action", extra={"actions": self._executed})
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _config_text(deployment: dict[str, Any]) -> str:
+    return str((deployment["metadata"].get("annotations") or {}).get(ROLLOUT, ""))
 
 
 def _load_state(text: str | None) -> ReleaseState | None:
