@@ -31,6 +31,7 @@ Key = tuple[str, str]
 class _Fetched:
     at: float
     histories: dict[Key, History]
+    windows: dict[Key, MetricsWindow]  # what each history was fetched for
 
 
 class AnalysisJudge:
@@ -61,9 +62,13 @@ class AnalysisJudge:
             members = self._active.setdefault(group, {})
             members[key] = metrics_window
             fetched = self._fetched.get(group)
-            stale = fetched is None or now - fetched.at >= group[2] / 2 or key not in fetched.histories
+            # A fetch made for an earlier release of the same Deployment (another start time) is not
+            # evidence about this one.
+            stale = (fetched is None or now - fetched.at >= group[2] / 2 or key not in fetched.histories
+                     or fetched.windows.get(key) != metrics_window)
             if stale:
-                fetched = _Fetched(now, self._source(group).histories(list(members.values()), now, group[2]))
+                fetched = _Fetched(now, self._source(group).histories(list(members.values()), now, group[2]),
+                                   dict(members))
                 self._fetched[group] = fetched
         assert fetched is not None
         history = fetched.histories.get(key, History(error="no history for this release"))
@@ -73,6 +78,8 @@ class AnalysisJudge:
         with self._lock:
             for members in self._active.values():
                 members.pop((namespace, name), None)
+            for fetched in self._fetched.values():
+                fetched.histories.pop((namespace, name), None)
 
     def _source(self, group: Group) -> PrometheusSource:
         url, preset, _ = group

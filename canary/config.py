@@ -251,10 +251,22 @@ def _parse_analysis(node: _Node) -> AnalysisSpec:
         alpha=alpha,
         metrics=tuple(builtins),
         custom=tuple(custom),
-        interval_seconds=node.opt_duration("interval") or DEFAULT_ANALYSIS_INTERVAL,
+        interval_seconds=_analysis_interval(node),
         preset=node.opt_choice("preset", PRESETS),
         prometheus=prometheus,
     )
+
+
+MIN_ANALYSIS_INTERVAL = 2.0
+
+
+def _analysis_interval(node: _Node) -> float:
+    seconds = node.opt_duration("interval") or DEFAULT_ANALYSIS_INTERVAL
+    if seconds < MIN_ANALYSIS_INTERVAL or seconds != round(seconds):
+        raise ConfigError(f"{node.path}.interval", f"{seconds:g}s is too short or not whole seconds: each look "
+                          "counts requests over one interval, which needs at least two Prometheus scrapes",
+                          "use whole seconds, at least 2s and best 4x the scrape interval (e.g. 30s or 1m)")
+    return seconds
 
 
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')

@@ -26,7 +26,7 @@ NAMESPACE = "default"
 APP = "web"
 HOST = "web.demo.test"
 LOAD_RATE = 120.0
-BASELINE_ENV = {"ERROR_RATE": "0.005", "LATENCY_MS": "20", "LATENCY_JITTER": "0.25"}
+BASELINE_ENV = {"ERROR_RATE": "0.005", "LATENCY_MS": "50", "LATENCY_JITTER": "0.25"}
 WEIGHTS = [10, 30, 50]
 ROLLOUT = {
     "router": "nginx",
@@ -49,7 +49,7 @@ class Release:
 RELEASES = (
     Release("1.1", "healthy", {}, "Idle", "all stages passed"),
     Release("1.2", "5% errors", {"ERROR_RATE": "0.05"}, "RolledBack", "analysis"),
-    Release("1.3", "+30% latency", {"LATENCY_MS": "26"}, "RolledBack", "analysis"),
+    Release("1.3", "+30% latency", {"LATENCY_MS": "65"}, "RolledBack", "analysis"),
     Release("1.4", "trips an alert", {"DEGRADED": "true"}, "RolledBack", "alert"),
 )
 
@@ -231,8 +231,11 @@ def run(args: argparse.Namespace) -> int:
         try:
             for number, release in enumerate(RELEASES, start=1):
                 console.say(f"release {number}/{len(RELEASES)}: demo/web:{release.version} ({release.description})")
-                patch = deployment(release.version, release.env)["spec"]["template"]
-                apps.patch_namespaced_deployment(APP, NAMESPACE, {"spec": {"template": patch}})
+                # Replace the whole template (JSON patch): a strategic merge would keep env entries of
+                # the previous version, such as DEGRADED.
+                template = deployment(release.version, release.env)["spec"]["template"]
+                apps.patch_namespaced_deployment(
+                    APP, NAMESPACE, [{"op": "replace", "path": "/spec/template", "value": template}])
                 result = watch_release(apps, console, load, release, number, args.timeout / len(RELEASES))
                 results.append(result)
                 mark = "ok" if result.ok else "UNEXPECTED"

@@ -76,3 +76,15 @@ def test_misconfigured_judge_is_nodata_with_the_reason() -> None:
     judge = AnalysisJudge("http://127.0.0.1:9")
     verdict = judge.verdict(window("web"), AnalysisSpec(metrics=("bogus",)), time.time())
     assert verdict.outcome is Outcome.NODATA and "bogus" in verdict.reason
+
+
+def test_a_new_release_does_not_inherit_the_previous_releases_history(prom: PrometheusServer) -> None:
+    judge = AnalysisJudge(prom.url)
+    spec = AnalysisSpec(metrics=("error-rate",), interval_seconds=10)
+    first = judge.verdict(window("web"), spec, float(END))
+    assert first.outcome is Outcome.FAIL
+    judge.forget("shop", "web")
+    # The next release starts at END: nothing of it has been measured yet, whatever was cached.
+    later = ReleaseWindow("shop", "web", "web-primary", "web", 2, float(END), "nginx")
+    second = judge.verdict(later, spec, float(END) + 1)
+    assert second.outcome is Outcome.NODATA, second
