@@ -8,8 +8,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-
 from sandbox.demo import release_failures
 from sandbox.stack import Stack
 from tests.e2e.harness import wait_for
@@ -113,11 +111,6 @@ def test_firing_alert_for_the_release_rolls_it_back_end_to_end(stack: Stack) -> 
     assert app.weight() == 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug: canary/analysis_judge.py AnalysisJudge reuses its last Prometheus fetch for half an analysis "
-    "interval when the release's key is in it, and forget() does not drop that history, so the next release "
-    "of the same Deployment gets the previous release's verdict (here: rolled back by revision 1's error-rate "
-    "failure with the identical evidence). Remove this marker with the fix."))
 def test_a_release_right_after_a_rollback_is_decided_by_its_own_signals(stack: Stack) -> None:
     """The demo's order: an analysis rollback, then at once a release that only an alert should stop.
     The second release must not inherit the first one's verdict (the judge may reuse a Prometheus
