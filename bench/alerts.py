@@ -134,6 +134,8 @@ def main() -> int:
     parser.add_argument("--releases", type=int, default=100)
     parser.add_argument("--burst", type=int, default=20, help="releases rolled back by one webhook call")
     args = parser.parse_args()
+    # `timeout` and Ctrl-C must still run the clean-up below (the controller runs in its own session).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="weir-bench-alerts-"))
     (workdir / "token").write_text(TOKEN)
     with SandboxThread(ready_delay=0.05) as sandbox:

@@ -12,9 +12,7 @@ example alerts (error ratio high, demo app degraded) for tests and the demo.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import urllib.error
@@ -27,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from sandbox import processes
 from sandbox.prometheus_server import PrometheusError, free_port, wait_until
 
 EXAMPLE_RULES: Path = Path(__file__).with_name("alert_rules.yaml")
@@ -141,13 +140,7 @@ class AlertmanagerServer:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM by PID, SIGKILL if it lingers; removes the temp dir it made."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout)
+        processes.stop(process, timeout)
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -175,24 +168,13 @@ class AlertmanagerServer:
             "--cluster.listen-address=",  # empty: no gossip listener (it would bind 0.0.0.0:9094)
             "--log.level=warn",
         ]
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        self._process = processes.launch(command, self.log_path)
 
     def _ready_or_dead(self) -> bool:
-        if self._process is None or self._process.poll() is not None:
-            return True
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return processes.ready_or_dead(self._process, self.url)
 
-    def _log_tail(self, lines: int = 8) -> str:
-        try:
-            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+    def _log_tail(self) -> str:
+        return processes.log_tail(self.log_path)
 
     def _request(self, path: str, data: bytes | None, what: str) -> bytes:
         headers: Mapping[str, str] = {"Content-Type": "application/json"} if data is not None else {}

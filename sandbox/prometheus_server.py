@@ -17,7 +17,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -33,6 +32,8 @@ from typing import Any, TypeVar
 
 import snappy
 import yaml
+
+from sandbox import processes
 
 T = TypeVar("T")
 
@@ -263,35 +264,18 @@ class PrometheusServer:
             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
             "--web.enable-remote-write-receiver", f"--log.level={self.log_level}", *self.extra_flags,
         ]
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        self._process = processes.launch(command, self.log_path)
 
     def _ready_or_dead(self) -> bool:
-        if self._process is None or self._process.poll() is not None:
-            return True
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return processes.ready_or_dead(self._process, self.url)
 
-    def _log_tail(self, lines: int = 8) -> str:
-        try:
-            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+    def _log_tail(self) -> str:
+        return processes.log_tail(self.log_path)
 
     def stop(self, timeout: float = 10.0, *, remove: bool = True) -> None:
         """SIGTERM the process by PID, SIGKILL if it lingers; remove the temp dir it made."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout)
+        processes.stop(process, timeout)
         if remove and self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
