@@ -90,6 +90,23 @@ def wald_floor_s(scenario: Scenario, alpha: float) -> float | None:
     return max(1, math.ceil(looks - 1e-9)) * scenario.look_s
 
 
+def budget_floor_s(scenario: Scenario, alpha: float, metrics: int = 2) -> float | None:
+    """The floor for any valid test that must decide from the canary's share of errors (the baseline's
+    rate unknown) with alpha split over `metrics` metrics, even knowing the exact effect: Wald's
+    E[N] = log(metrics/alpha) / KL per look, where each error is the canary's with probability
+    pi (traffic share) under the null and pi*f / (pi*f + 1 - pi) under the effect f. Errors only."""
+    if scenario.is_null or scenario.canary_error_factor == 1.0 or scenario.canary_latency_factor != 1.0:
+        return None
+    share = scenario.weights[0][1] / 100.0
+    factor = scenario.canary_error_factor
+    p0, p1 = share, share * factor / (share * factor + 1 - share)
+    kl_per_error = p1 * math.log(p1 / p0) + (1 - p1) * math.log((1 - p1) / (1 - p0))
+    r0 = scenario.baseline_error_rate
+    errors_per_look = scenario.rps * scenario.look_s * ((1 - share) * r0 + share * r0 * factor)
+    looks = math.log(metrics / alpha) / (errors_per_look * kl_per_error)
+    return max(1, math.ceil(looks - 1e-9)) * scenario.look_s
+
+
 def run_judge(name: str, streams: Streams, alpha: float) -> Result:
     judge = make_judge(name, alpha=alpha)
     detect = np.full(streams.releases, math.inf)
@@ -115,6 +132,10 @@ def _upper_95(k: int, n: int) -> float:
 def report(scenario: Scenario, results: Sequence[Result], alpha: float) -> list[str]:
     floor = wald_floor_s(scenario, alpha)
     lines = [f"\n## {scenario.name}   (SPRT floor: {'n/a (null)' if floor is None else f'{floor:.0f} s'})"]
+    budget = budget_floor_s(scenario, alpha)
+    if budget is not None:
+        lines.append(f"   (floor for a test on the canary's share of errors with alpha split over error-rate and "
+                     f"latency, knowing the effect: {budget:.0f} s)")
     label = "false rollback" if scenario.is_null else "power (30 min)"
     lines.append(f"{'judge':<12} {label:>22} {'median s':>9} {'p90 s':>7}")
     for r in results:
