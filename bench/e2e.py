@@ -34,8 +34,8 @@ from sandbox.demo import (
     Load,
     Release,
     Result,
-    app_objects,
     deployment,
+    install_app,
     read_state,
     watch_release,
 )
@@ -112,24 +112,12 @@ class WeightWatcher:
 
 
 def run(runs: int, timeout: float, gap: float = 0.0, keep: Path | None = None) -> list[Measured]:
-    from kubernetes import client
 
     console = Console()
     measured: list[Measured] = []
     started = time.monotonic()
     with Stack(directory=keep) as stack:
-        apps: Any = client.AppsV1Api(stack.api_client)
-        core: Any = client.CoreV1Api(stack.api_client)
-        net: Any = client.NetworkingV1Api(stack.api_client)
-        dep, service, ingress = app_objects()
-        core.create_namespaced_service(NAMESPACE, service)
-        net.create_namespaced_ingress(NAMESPACE, ingress)
-        apps.create_namespaced_deployment(NAMESPACE, dep)
-        deadline = time.monotonic() + 60
-        while read_state(apps).get("phase") != "Idle":
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{APP} was not opted in within 60 s")
-            time.sleep(0.2)
+        apps = install_app(stack)
         console.say(f"stack up and {APP} opted in after {time.monotonic() - started:.1f}s; load through nginx")
         load = Load(stack.ingress_url).start()
         revision = 0

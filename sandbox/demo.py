@@ -201,31 +201,40 @@ def watch_release(apps: Any, console: Console, load: Load, release: Release, rev
     return result
 
 
-def run(args: argparse.Namespace) -> int:
+def install_app(stack: Stack, timeout: float = 60.0) -> Any:
+    """Create the example app (Service, Ingress, annotated Deployment) and wait until Weir has
+    initialized it; returns an AppsV1Api (typed Any: the demo sends plain dicts as bodies)."""
     from kubernetes import client
 
+    apps: Any = client.AppsV1Api(stack.api_client)
+    core: Any = client.CoreV1Api(stack.api_client)
+    net: Any = client.NetworkingV1Api(stack.api_client)
+    dep, service, ingress = app_objects()
+    core.create_namespaced_service(NAMESPACE, service)
+    net.create_namespaced_ingress(NAMESPACE, ingress)
+    apps.create_namespaced_deployment(NAMESPACE, dep)
+    deadline = time.monotonic() + timeout
+    while read_state(apps).get("phase") != "Idle":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{APP} was not initialized by Weir within {timeout:.0f} s")
+        time.sleep(0.2)
+    return apps
+
+
+def run(args: argparse.Namespace) -> int:
     console = Console()
     console.say("weir demo: starting the sandbox (API emulator, nginx, Prometheus, Alertmanager) and the controller")
     started = time.monotonic()
     results: list[Result] = []
     with Stack() as stack:
-        # Typed as Any: the demo sends plain dicts, which the client accepts as request bodies.
-        apps: Any = client.AppsV1Api(stack.api_client)
-        core: Any = client.CoreV1Api(stack.api_client)
-        net: Any = client.NetworkingV1Api(stack.api_client)
-        dep, service, ingress = app_objects()
-        core.create_namespaced_service(NAMESPACE, service)
-        net.create_namespaced_ingress(NAMESPACE, ingress)
-        apps.create_namespaced_deployment(NAMESPACE, dep)
         console.say(f"  sandbox up in {time.monotonic() - started:.1f}s; ingress {stack.ingress_url} "
                     f"(Host: {HOST}); Prometheus {stack.prometheus_url}")
         console.say("  opting in Deployment web (2 replicas of demo/web:1.0)")
-        deadline = time.monotonic() + 60
-        while read_state(apps).get("phase") != "Idle":
-            if time.monotonic() > deadline:
-                console.say("  web did not initialize within 60 s")
-                return 1
-            time.sleep(0.2)
+        try:
+            apps = install_app(stack)
+        except RuntimeError as error:
+            console.say(f"  {error}")
+            return 1
         load = Load(stack.ingress_url).start()
         console.say(f"  primary web-primary serves all traffic; steady load of {LOAD_RATE:.0f} req/s through nginx")
         try:
