@@ -49,6 +49,23 @@ class ForgetRelease:
 
 
 @dataclass(frozen=True)
+class RecordRevision:
+    """Keep the template of promoted revision `number` (for `undo`)."""
+
+    number: int
+    template_hash: str
+
+
+@dataclass(frozen=True)
+class RestoreTemplate:
+    """Write the kept template of revision `number` back into the user's Deployment: `undo`. What
+    follows is an ordinary progressive release of that template."""
+
+    number: int
+    template_hash: str
+
+
+@dataclass(frozen=True)
 class Emit:
     """A Kubernetes Event on the Deployment (type Normal or Warning)."""
 
@@ -57,7 +74,8 @@ class Emit:
     warning: bool = False
 
 
-Action = EnsurePrimary | ScaleCanary | EnsureRoutes | SetRouting | FinalizeRoutes | DeletePrimary | ForgetRelease
+Action = (EnsurePrimary | ScaleCanary | EnsureRoutes | SetRouting | FinalizeRoutes | DeletePrimary | ForgetRelease
+          | RecordRevision | RestoreTemplate)
 
 
 def describe(action: Action) -> tuple[str, str]:
@@ -76,4 +94,8 @@ def describe(action: Action) -> tuple[str, str]:
         return "RoutesRemoved", "traffic handed back to the Deployment's own pods"
     if isinstance(action, DeletePrimary):
         return "PrimaryDeleted", "primary Deployment deleted"
+    if isinstance(action, RecordRevision):
+        return "RevisionRecorded", f"revision {action.number} ({action.template_hash}) kept for undo"
+    if isinstance(action, RestoreTemplate):
+        return "UndoStarted", f"template of revision {action.number} ({action.template_hash}) restored; releasing it"
     return "Released", "Weir no longer manages this Deployment"

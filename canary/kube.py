@@ -61,6 +61,21 @@ class Cluster:
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         self.patch_deployment(namespace, name, {"spec": {"replicas": replicas}})
 
+    def replace_template(self, deployment: Mapping[str, Any], template: Mapping[str, Any]) -> Obj:
+        """Replace the whole pod template (a merge would keep fields of the current one), only if the
+        Deployment is unchanged since it was read."""
+        meta = deployment["metadata"]
+        patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
+                 {"op": "replace", "path": "/spec/template", "value": dict(template)}]
+        try:
+            response = self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], patch,
+                                                             _preload_content=False)
+        except ApiException as error:
+            if error.status in (409, 422):  # 422: the resourceVersion test failed
+                raise Conflict(f"deployment {meta['namespace']}/{meta['name']} changed") from error
+            raise
+        return dict(json.loads(response.data))
+
     def create_deployment(self, body: Mapping[str, Any]) -> Obj:
         namespace = body["metadata"]["namespace"]
         response = self.apps.create_namespaced_deployment(namespace, dict(body), _preload_content=False)

@@ -24,6 +24,8 @@ from canary.actions import (
     EnsureRoutes,
     FinalizeRoutes,
     ForgetRelease,
+    RecordRevision,
+    RestoreTemplate,
     ScaleCanary,
     SetRouting,
 )
@@ -83,14 +85,17 @@ def _initializing(state: ReleaseState, obs: Observation, _: int) -> Decision:
         return _wait(state, f"waiting for primary: {obs.primary.ready}/{state.replicas} ready")
     if obs.routing is None:
         return Decision(state.replace(message="creating routes"), (EnsureRoutes(),), requeue_after=0)
-    idle = state.replace(phase=Phase.IDLE, message="primary serves all traffic", revision=0)
-    return Decision(idle, _idle_world(idle, obs), (Emit("Initialized", f"{idle.message}; canary scaled to 0"),),
-                    requeue_after=0)
+    idle = state.replace(phase=Phase.IDLE, message="primary serves all traffic", revision=0,
+                         history=(Revision(0, wanted, obs.now),))
+    return Decision(idle, (RecordRevision(0, wanted), *_idle_world(idle, obs)),
+                    (Emit("Initialized", f"{idle.message}; canary scaled to 0"),), requeue_after=0)
 
 
 def _idle(state: ReleaseState, obs: Observation, history_limit: int) -> Decision:
     command = obs.command
     consumed = False
+    if command is not None and command.startswith("undo"):
+        return _undo(state, obs, command)
     if command == "retry" and state.phase is Phase.ROLLED_BACK:
         state = state.replace(failed_hash=None)
         consumed = True
@@ -104,6 +109,27 @@ def _idle(state: ReleaseState, obs: Observation, history_limit: int) -> Decision
         # that is the new size of the service.
         state = state.replace(replicas=obs.canary.spec_replicas, message=f"scaled to {obs.canary.spec_replicas}")
     return Decision(state, _idle_world(state, obs), command_consumed=consumed)
+
+
+def _undo(state: ReleaseState, obs: Observation, command: str) -> Decision:
+    """`undo`: the newest kept revision other than the Deployment's current template (after a rollback,
+    that is what primary serves, so the Deployment is simply set back to it); `undo:N`: revision N."""
+    if command == "undo":
+        older = [r for r in state.history if r.template_hash != obs.canary.template_hash]
+        target = older[-1] if older else None
+    else:
+        wanted = int(command.split(":", 1)[1])
+        target = next((r for r in state.history if r.number == wanted), None)
+    if target is None:
+        kept = ", ".join(str(r.number) for r in state.history) or "none"
+        message = f"undo refused: no such revision to go back to (kept: {kept})"
+        return Decision(state.replace(message=message), (), (Emit("UndoRefused", message, warning=True),),
+                        command_consumed=True)
+    if target.template_hash == obs.canary.template_hash:
+        return Decision(state, (), command_consumed=True)
+    undoing = state.replace(failed_hash=None, message=f"undo: releasing revision {target.number} again")
+    return Decision(undoing, (RestoreTemplate(target.number, target.template_hash),), command_consumed=True,
+                    requeue_after=0)
 
 
 def _start_release(state: ReleaseState, obs: Observation, template_hash: str, consumed: bool) -> Decision:
@@ -237,7 +263,8 @@ def _promoting(state: ReleaseState, obs: Observation, history_limit: int) -> Dec
     history = (*state.history, Revision(state.revision, target, obs.now))[-history_limit:]
     done = state.replace(phase=Phase.IDLE, primary_hash=target, failed_hash=None, weight=0, matches=(),
                          stage_name="", history=history, message=f"revision {state.revision} promoted")
-    return Decision(done, (), (Emit("Promoted", f"revision {state.revision} ({target}) promoted to primary"),),
+    return Decision(done, (RecordRevision(state.revision, target),),
+                    (Emit("Promoted", f"revision {state.revision} ({target}) promoted to primary"),),
                     command_consumed=consumed)
 
 
@@ -294,6 +321,9 @@ def _operator_or_alert(state: ReleaseState, obs: Observation) -> Decision | None
                             (), (Emit("PromoteRefused", "canary is not ready; use promote --full", warning=True),),
                             command_consumed=True)
         return _to_promoting(state, f"{command} by operator", (), consumed=True)
+    if command is not None and command.startswith("undo"):
+        message = "undo is for between releases: abort this release first (it rolls back to primary)"
+        return Decision(state, (), (Emit("UndoRefused", message, warning=True),), command_consumed=True)
     if command == "pause" and state.phase is Phase.PROGRESSING:
         paused = state.replace(phase=Phase.PAUSED, paused_at=obs.now, message="paused by operator")
         return Decision(paused, (), (Emit("Paused", f"revision {state.revision} paused"),), command_consumed=True)

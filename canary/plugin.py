@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "promote":
             sub.add_argument("--full", action="store_true",
                              help="promote even if the canary is not ready yet (skips every remaining check)")
+    undo = verbs.add_parser("undo", help="release a kept earlier revision again (progressively)",
+                            parents=[common])
+    undo.add_argument("name")
+    undo.add_argument("--to-revision", type=int, help="the revision (default: the one before the current)")
     lint = verbs.add_parser("lint", help="check the weir.dev/rollout annotations of a manifest file",
                             parents=[common])
     lint.add_argument("file")
@@ -63,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.verb
     if command == "promote" and args.full:
         command = "promote-full"
+    if command == "undo" and args.to_revision is not None:
+        command = f"undo:{args.to_revision}"
     try:
         apps.patch_namespaced_deployment(args.name, namespace, {"metadata": {"annotations": {COMMAND: command}}})
     except ApiException as error:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from canary.actions import (
     EnsureRoutes,
     FinalizeRoutes,
     ForgetRelease,
+    RecordRevision,
+    RestoreTemplate,
     ScaleCanary,
     SetRouting,
     describe,
@@ -42,8 +45,9 @@ from canary.annotations import COMMAND, COMMANDS, ENABLED, ROLLOUT, STATE
 from canary.config import ConfigError, RolloutSpec, Step, flatten, parse_rollout
 from canary.judging import Judge, ReadinessJudge, ReleaseWindow
 from canary.kube import Cluster, Conflict
-from canary.machine import Decision, decide
+from canary.machine import HISTORY_LIMIT, Decision, decide
 from canary.observation import Observation, WorkloadStatus
+from canary.revisions import RevisionStore
 from canary.state import ACTIVE_PHASES, Phase, ReleaseState
 from canary.warnings import release_warnings
 from canary.workload import (
@@ -87,6 +91,7 @@ class Reconciler:
                  clock: Callable[[], float] = time.time) -> None:
         self.cluster = Cluster(api)
         self.backends = Backends(api)
+        self.revisions = RevisionStore(api)
         self.api = api
         self.judge = judge or ReadinessJudge()
         self.alerts = alerts or AlertBook()
@@ -198,8 +203,9 @@ class Reconciler:
         command = (meta.get("annotations") or {}).get(COMMAND)
         if command is not None:
             command = command.strip()
-            if command not in COMMANDS:
+            if not is_command(command):
                 log.warning("unknown command ignored", extra={"deployment": name, "command": command})
+                command = None
         verdict = None
         if setup and state and state.phase is Phase.PROGRESSING and state.step_started_at is not None \
                 and state.canary_ready_at is not None and not error:
@@ -210,7 +216,7 @@ class Reconciler:
         return Observation(
             now=now, enabled=enabled, canary=canary, primary=primary_status,
             steps=setup.steps if setup else (), deadline_seconds=deadline, config_error=error, routing=routing,
-            verdict=verdict, command=command if command in COMMANDS else None,
+            verdict=verdict, command=command,
             alert=self.alerts.get(namespace, name),
         )
 
@@ -280,6 +286,16 @@ class Reconciler:
             if current is not None:
                 self.cluster.write_annotations(current, {STATE: None, COMMAND: None})
             return True
+        if isinstance(action, RecordRevision):
+            if template_hash(deployment) != action.template_hash:
+                log.warning("revision template changed before it was kept; undo cannot return to it",
+                            extra={"deployment": name, "revision": action.number})
+                return False
+            template = (deployment.get("spec") or {}).get("template") or {}
+            self.revisions.record(deployment, action.number, action.template_hash, template, HISTORY_LIMIT)
+            return True
+        if isinstance(action, RestoreTemplate):
+            return self._restore(deployment, action)
         if setup is None:
             raise RuntimeError(f"{type(action).__name__} needs a valid router configuration")
         if isinstance(action, EnsureRoutes):
@@ -300,6 +316,18 @@ class Reconciler:
             setup.router.finalize(setup.route)
             return True
         raise TypeError(f"unknown action {action!r}")
+
+    def _restore(self, deployment: dict[str, Any], action: RestoreTemplate) -> bool:
+        meta = deployment["metadata"]
+        kept = self.revisions.get(meta["namespace"], meta["name"], action.number)
+        if kept is None or kept[0] != action.template_hash:
+            self.cluster.emit(deployment, "UndoRefused", f"the template of revision {action.number} is not kept "
+                              "any more", warning=True, dedupe_key=f"undo{action.number}")
+            return False
+        if template_hash(deployment) == action.template_hash:
+            return False
+        self.cluster.replace_template(deployment, kept[1])
+        return True
 
     def _ensure_primary(self, deployment: dict[str, Any], action: EnsurePrimary) -> bool:
         meta = deployment["metadata"]
@@ -326,6 +354,10 @@ class Reconciler:
         if self._crash_after is not None and self._executed >= self._crash_after:
             log.warning("fault injection: SIGKILL after action", extra={"actions": self._executed})
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def is_command(text: str) -> bool:
+    return text in COMMANDS or re.fullmatch(r"undo:\d+", text) is not None
 
 
 def _config_text(deployment: dict[str, Any]) -> str:

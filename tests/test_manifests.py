@@ -106,6 +106,7 @@ def test_the_cluster_role_grants_exactly_what_the_controller_uses() -> None:
         ("apps", "deployments"): crud,
         ("apps", "deployments/scale"): {"get", "update", "patch"},
         ("", "services"): crud,
+        ("", "configmaps"): {"get", "create", "update"},
         ("networking.k8s.io", "ingresses"): crud,
         ("", "events"): {"create", "patch"},
         ("events.k8s.io", "events"): {"create", "patch"},

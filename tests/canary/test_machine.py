@@ -29,7 +29,7 @@ def start_release(world: World, new_hash: str = "v2") -> None:
 def test_opt_in_creates_primary_then_routes_then_scales_canary_to_zero() -> None:
     world = World()
     world.settle()
-    assert world.log[:3] == ["EnsurePrimary", "EnsureRoutes", "ScaleCanary"]
+    assert world.log[:4] == ["EnsurePrimary", "EnsureRoutes", "RecordRevision", "ScaleCanary"]
     assert world.primary_hash == "v1" and world.primary_replicas == 3
     assert world.user_replicas == 0
     assert world.routing == Routing(0)
@@ -81,7 +81,7 @@ def test_promotion_updates_primary_before_routing_back_and_scales_canary_last() 
     start_release(world)
     world.run(30)
     tail = world.log[world.log.index("EnsurePrimary", 3):]
-    assert tail == ["EnsurePrimary", "SetRouting", "ScaleCanary"]
+    assert tail == ["EnsurePrimary", "SetRouting", "ScaleCanary", "RecordRevision"]
 
 
 def test_promotion_waits_for_primary_rollout() -> None:
@@ -386,3 +386,62 @@ def test_every_action_kind_is_reachable() -> None:
     world.settle()
     kinds = {type(a) for a in world.actions}
     assert {EnsurePrimary, EnsureRoutes, ScaleCanary, SetRouting, ForgetRelease} <= kinds
+
+
+# --- undo ------------------------------------------------------------------------------------------
+
+
+def test_undo_releases_the_previous_revision_again_progressively() -> None:
+    world = initialized().with_steps(10, 50)
+    start_release(world)
+    world.run(30)
+    assert world.primary_hash == "v2" and world.kept == {0: "v1", 1: "v2"}
+    world.command = "undo"
+    world.step()
+    assert world.user_hash == "v1" and world.command is None
+    world.step()
+    assert world.state.phase is Phase.PROGRESSING and world.state.revision == 2  # type: ignore[union-attr]
+    world.run(30)
+    assert world.primary_hash == "v1" and world.state.phase is Phase.IDLE  # type: ignore[union-attr]
+    weights = [a.routing.canary_weight for a in world.actions if isinstance(a, SetRouting)]
+    assert weights == [10, 50, 0, 10, 50, 0]  # the old version went through the ladder too
+
+
+def test_undo_to_a_named_revision_and_refusals() -> None:
+    world = initialized().with_steps(10)
+    for version in ("v2", "v3"):
+        start_release(world, version)
+        world.run(20)
+    world.command = "undo:7"
+    world.step()
+    assert world.user_hash == "v3" and "kept: 0, 1, 2" in world.state.message  # type: ignore[union-attr]
+    assert world.events[-1] == "UndoRefused"
+    world.command = "undo:0"
+    world.settle()
+    assert world.user_hash == "v1"
+
+
+def test_undo_during_a_release_is_refused() -> None:
+    world = initialized().with_steps(10, 50, hold=100)
+    start_release(world)
+    world.run(5)
+    world.command = "undo"
+    world.step()
+    assert world.command is None and world.user_hash == "v2" and world.events[-1] == "UndoRefused"
+    assert world.state.phase is Phase.PROGRESSING  # type: ignore[union-attr]
+
+
+def test_undo_after_a_rollback_sets_the_deployment_back_to_what_primary_serves() -> None:
+    world = initialized().with_steps(10)
+    start_release(world)
+    world.run(20)  # v2 promoted
+    start_release(world, "v3")
+    world.verdict = Outcome.FAIL
+    world.run(5)
+    world.verdict = Outcome.PASS
+    assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
+    world.command = "undo"
+    world.settle()
+    assert world.user_hash == "v2" and world.primary_hash == "v2"
+    assert world.state.revision == 2 and world.state.failed_hash is None  # type: ignore[union-attr]
+    assert world.user_replicas == 0  # nothing to release: primary already runs it

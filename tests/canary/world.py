@@ -17,6 +17,8 @@ from canary.actions import (
     EnsureRoutes,
     FinalizeRoutes,
     ForgetRelease,
+    RecordRevision,
+    RestoreTemplate,
     ScaleCanary,
     SetRouting,
 )
@@ -46,6 +48,7 @@ class World:
     config_error: str | None = None
     state: ReleaseState | None = None
     forgotten: bool = False
+    kept: dict[int, str] = field(default_factory=dict)  # revision -> template hash (the revision store)
     log: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
@@ -84,6 +87,11 @@ class World:
             self.primary_replicas = self.primary_ready = 0
         elif isinstance(action, ForgetRelease):
             self.forgotten = True
+        elif isinstance(action, RecordRevision):
+            self.kept[action.number] = action.template_hash
+        elif isinstance(action, RestoreTemplate):
+            assert self.kept.get(action.number) == action.template_hash, "restoring a revision never kept"
+            self.user_hash = action.template_hash
         self.log.append(type(action).__name__)
         self.check_invariants(action)
 

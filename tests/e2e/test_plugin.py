@@ -77,3 +77,21 @@ def test_lint_reports_the_field_and_the_fix(tmp_path: Path, kube: KubeTarget) ->
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "weir.dev/rollout.router" in result.stdout and "did you mean 'nginx'" in result.stdout
+
+
+def test_undo_releases_the_previous_revision_through_the_ladder(kube: KubeTarget,
+                                                               controller: ControllerProcess) -> None:
+    app = App(kube.api_client, kube.namespace, "web").create()
+    app.wait_phase("Idle")
+    app.set_image("example/web:2")
+    app.wait_phase("Idle", timeout=40, revision=1)
+    assert plugin(kube, "undo", "web").returncode == 0
+    state = app.wait_phase("Idle", timeout=40, revision=2)
+    assert app.image("web") == "example/web:1" and app.image("web-primary") == "example/web:1"
+    assert [r["number"] for r in state["history"]] == [0, 1, 2]
+    assert plugin(kube, "undo", "web", "--to-revision", "1").returncode == 0
+    app.wait_phase("Idle", timeout=40, revision=3)
+    assert app.image("web-primary") == "example/web:2"
+    refused = plugin(kube, "undo", "web", "--to-revision", "9")
+    assert refused.returncode == 0
+    wait_for(lambda: any(e["reason"] == "UndoRefused" for e in app.events()), 15, "UndoRefused event")
