@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 from typing import Any
 
@@ -88,12 +89,24 @@ def _namespace(obj: JsonObject) -> None:
     labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
 
 
+def _secret(obj: JsonObject) -> None:
+    """`stringData` is write-only: the server folds it into base64 `data` (its keys win) and drops it."""
+    plain = obj.pop("stringData", None) or {}
+    if plain:
+        data = obj.setdefault("data", {}) or {}
+        obj["data"] = data
+        for key, value in plain.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+    obj.setdefault("type", "Opaque")
+
+
 _BY_KIND = {
     ("apps", "Deployment"): _deployment,
     ("apps", "ReplicaSet"): _replicaset,
     ("", "Service"): _service,
     ("", "Pod"): _pod,
     ("", "Namespace"): _namespace,
+    ("", "Secret"): _secret,
 }
 
 

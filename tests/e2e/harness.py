@@ -193,7 +193,7 @@ class ControllerProcess:
     """`weir run` as a real process, so tests can SIGKILL it like a node failure would."""
 
     def __init__(self, kubeconfig: Path, namespace: str, env: dict[str, str] | None = None,
-                 args: list[str] | None = None) -> None:
+                 args: list[str] | None = None, token_file: bool = True) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="weir-ctl-"))
         self.port_file = self.dir / "port"
         self.log_path = self.dir / "controller.log"
@@ -201,7 +201,8 @@ class ControllerProcess:
         (self.dir / "token").write_text(self.token)
         command = [sys.executable, "-m", "canary.cli", "run", "--kubeconfig", str(kubeconfig),
                    "--namespace", namespace, "--listen", "127.0.0.1:0", "--port-file", str(self.port_file),
-                   "--resync", "2", "--webhook-token-file", str(self.dir / "token"), *(args or [])]
+                   "--resync", "2", *(["--webhook-token-file", str(self.dir / "token")] if token_file else []),
+                   *(args or [])]
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
                                         env={**os.environ, **(env or {})}, start_new_session=True)

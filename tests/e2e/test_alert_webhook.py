@@ -111,3 +111,22 @@ def test_malformed_or_oversized_bodies_get_a_clear_4xx(controller: ControllerPro
 def metrics(controller: ControllerProcess) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{controller.port}/metrics", timeout=5) as response:
         return str(response.read().decode())
+
+
+def test_the_token_can_come_from_a_secret_and_without_one_the_webhook_is_off(kube: KubeTarget) -> None:
+    from kubernetes import client
+
+    client.CoreV1Api(kube.api_client).create_namespaced_secret(kube.namespace, {
+        "metadata": {"name": "weir-webhook-token"}, "stringData": {"token": "from-the-secret"}})
+    from_secret = ControllerProcess(kube.kubeconfig_path, kube.namespace, token_file=False,
+                                    args=["--webhook-token-secret", f"{kube.namespace}/weir-webhook-token"])
+    disabled = ControllerProcess(kube.kubeconfig_path, kube.namespace, token_file=False)
+    try:
+        body = alert(kube.namespace, deployment="nothing-here")
+        assert post(from_secret, body, token="from-the-secret")[0] == 200
+        assert post(from_secret, body, token="test-token")[0] == 401
+        status, answer = post(disabled, body, token="anything")
+        assert status == 503 and "no bearer token" in answer["error"]
+    finally:
+        from_secret.stop()
+        disabled.stop()

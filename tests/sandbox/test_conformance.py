@@ -725,3 +725,16 @@ def test_discovery_documents(raw: Raw) -> None:
     assert apps["deployments"]["namespaced"] and "watch" in apps["deployments"]["verbs"]
     core = {r["name"] for r in raw.request("GET", "/api/v1").json()["resources"]}
     assert {"namespaces", "pods", "services", "configmaps", "secrets", "events", "serviceaccounts"} <= core
+
+
+def test_secret_string_data_is_folded_into_base64_data(sandbox: Any) -> None:
+    import base64
+
+    from kubernetes import client
+
+    core = client.CoreV1Api(sandbox.api_client())
+    core.create_namespaced_secret("default", {"metadata": {"name": "s"}, "stringData": {"token": "abc"},
+                                              "data": {"other": base64.b64encode(b"x").decode()}})
+    secret = core.read_namespaced_secret("s", "default")
+    assert secret.data == {"token": base64.b64encode(b"abc").decode(), "other": base64.b64encode(b"x").decode()}
+    assert secret.string_data is None and secret.type == "Opaque"
