@@ -85,9 +85,15 @@ def _initializing(state: ReleaseState, obs: Observation, _: int) -> Decision:
         return _wait(state, f"waiting for primary: {obs.primary.ready}/{state.replicas} ready")
     if obs.routing is None:
         return Decision(state.replace(message="creating routes"), (EnsureRoutes(),), requeue_after=0)
+    if sends_to_canary(obs.routing):
+        return Decision(state, (SetRouting(PRIMARY_ONLY),), requeue_after=0)
+    if obs.canary.spec_replicas != 0:
+        # Still Initializing until the Deployment is down, so `Idle` always means the settled world.
+        return Decision(state.replace(message="primary serves; scaling the Deployment down"), (ScaleCanary(0),),
+                        requeue_after=0)
     idle = state.replace(phase=Phase.IDLE, message="primary serves all traffic", revision=0,
                          history=(Revision(0, wanted, obs.now),))
-    return Decision(idle, (RecordRevision(0, wanted), *_idle_world(idle, obs)),
+    return Decision(idle, (RecordRevision(0, wanted),),
                     (Emit("Initialized", f"{idle.message}; canary scaled to 0"),), requeue_after=0)
 
 

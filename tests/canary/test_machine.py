@@ -29,7 +29,7 @@ def start_release(world: World, new_hash: str = "v2") -> None:
 def test_opt_in_creates_primary_then_routes_then_scales_canary_to_zero() -> None:
     world = World()
     world.settle()
-    assert world.log[:4] == ["EnsurePrimary", "EnsureRoutes", "RecordRevision", "ScaleCanary"]
+    assert world.log[:4] == ["EnsurePrimary", "EnsureRoutes", "ScaleCanary", "RecordRevision"]
     assert world.primary_hash == "v1" and world.primary_replicas == 3
     assert world.user_replicas == 0
     assert world.routing == Routing(0)
