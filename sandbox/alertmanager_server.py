@@ -15,8 +15,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,11 +150,11 @@ class AlertmanagerServer:
 
     def post_alerts(self, alerts: Sequence[Alert]) -> None:
         body = json.dumps([alert.to_api() for alert in alerts]).encode()
-        self._request("/api/v2/alerts", body, "post alerts")
+        self._request("/api/v2/alerts", body, "posted alerts")
 
     def alerts(self) -> list[dict[str, Any]]:
         """The alerts Alertmanager holds right now (API v2)."""
-        result: list[dict[str, Any]] = json.loads(self._request("/api/v2/alerts", None, "list alerts"))
+        result: list[dict[str, Any]] = json.loads(self._request("/api/v2/alerts", None, "request for its alerts"))
         return result
 
     def _launch(self, config_path: Path) -> None:
@@ -177,16 +175,7 @@ class AlertmanagerServer:
         return processes.log_tail(self.log_path)
 
     def _request(self, path: str, data: bytes | None, what: str) -> bytes:
-        headers: Mapping[str, str] = {"Content-Type": "application/json"} if data is not None else {}
-        request = urllib.request.Request(self.url + path, data=data, headers=dict(headers),
-                                         method="POST" if data is not None else "GET")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                body: bytes = answer.read()
-                return body
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace").strip()
-            raise AlertmanagerError(f"Alertmanager refused to {what} (HTTP {error.code}): {detail}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise AlertmanagerError(f"Alertmanager did not answer ({what}): {error}") from None
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        return processes.request(self.url + path, what=what, service="Alertmanager", error=AlertmanagerError,
+                                 data=data, headers=headers)
 

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -28,6 +28,23 @@ def ready_or_dead(process: subprocess.Popen[bytes] | None, url: str) -> bool:
             return bool(answer.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def request(url: str, *, what: str, service: str, error: type[Exception], data: bytes | None = None,
+            headers: Mapping[str, str] | None = None) -> bytes:
+    """GET (or POST when `data` is given) `url`; a refusal or no answer raises `error` saying which
+    `service` failed to do `what`, with the server's own reason."""
+    call = urllib.request.Request(url, data=data, headers=dict(headers or {}),
+                                  method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(call, timeout=10) as answer:
+            body: bytes = answer.read()
+            return body
+    except urllib.error.HTTPError as refused:
+        detail = refused.read().decode(errors="replace").strip()
+        raise error(f"{service} refused the {what} (HTTP {refused.code}): {detail}") from None
+    except (urllib.error.URLError, OSError) as silent:
+        raise error(f"{service} did not answer the {what}: {silent}") from None
 
 
 def log_tail(log_path: Path, lines: int = 8) -> str:

@@ -331,14 +331,5 @@ class PrometheusServer:
 
     def _request(self, path: str, *, what: str, data: bytes | None = None,
                  headers: Mapping[str, str] | None = None) -> bytes:
-        request = urllib.request.Request(self.url + path, data=data, headers=dict(headers or {}),
-                                         method="POST" if data is not None else "GET")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                body: bytes = answer.read()
-                return body
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode(errors="replace").strip()
-            raise PrometheusError(f"Prometheus refused the {what} (HTTP {error.code}): {detail}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise PrometheusError(f"Prometheus did not answer the {what}: {error}") from None
+        return processes.request(self.url + path, what=what, service="Prometheus", error=PrometheusError,
+                                 data=data, headers=headers)
