@@ -17,7 +17,7 @@ import yaml
 
 from adapters.base import Match, Routing
 from canary.annotations import ROLLOUT
-from canary.durations import format_duration, parse_duration
+from canary.durations import parse_duration
 
 ROUTERS = ("service", "nginx", "gateway", "istio", "smi")
 JUDGES = ("sequential", "mannwhitney", "threshold")
@@ -383,6 +383,3 @@ def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: f"the string {value!r}", bool: f"{value}"}.get(
         type(value), f"{type(value).__name__} {value!r}")
 
-
-def describe_step_hold(step: Step) -> str:
-    return f"{step.label} for {format_duration(step.hold_seconds)}"

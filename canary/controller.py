@@ -4,6 +4,8 @@ alerts from the webhook jump the queue."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import threading
 import time
@@ -117,8 +119,6 @@ class Controller:
             listed = apps.list_namespaced_deployment(namespace, _preload_content=False)
         else:
             listed = apps.list_deployment_for_all_namespaces(_preload_content=False)
-        import json
-
         body = json.loads(listed.data)
         for item in body.get("items") or []:
             self._observe(item)
@@ -286,7 +286,5 @@ def _in_progress(deployment: Mapping[str, Any]) -> bool:
     return phase in ACTIVE_PHASES and phase is not Phase.ROLLING_BACK
 
 
-def _utc(timestamp: float) -> Any:
-    import datetime as dt
-
+def _utc(timestamp: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(timestamp, dt.UTC)

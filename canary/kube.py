@@ -130,8 +130,3 @@ class Cluster:
         except ApiException as error:
             if error.status != 409:  # 409: this very decision was already recorded
                 raise
-
-    def events_for(self, namespace: str, name: str) -> list[Obj]:
-        response = self.core.list_namespaced_event(namespace, _preload_content=False)
-        items = json.loads(response.data).get("items") or []
-        return [item for item in items if item.get("involvedObject", {}).get("name") == name]

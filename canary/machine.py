@@ -258,8 +258,8 @@ def _promoting(state: ReleaseState, obs: Observation, history_limit: int) -> Dec
                         (EnsurePrimary(target, state.replicas),), requeue_after=WAIT_POLL_SECONDS)
     consumed = obs.command is not None  # primary already runs the new version: nothing left to steer
     if not obs.primary.rolled_out:
-        return _wait(state.replace(message=f"promoting: primary {obs.primary.updated}/{state.replicas} updated, "
-                                           f"{obs.primary.ready} ready"), "", consumed)
+        return _wait(state, f"promoting: primary {obs.primary.updated}/{state.replicas} updated, "
+                            f"{obs.primary.ready} ready", consumed)
     if sends_to_canary(obs.routing) or obs.routing is None:
         return Decision(state.replace(message="promoting: routing all traffic to primary"),
                         (SetRouting(PRIMARY_ONLY),), command_consumed=consumed, requeue_after=0)
@@ -383,9 +383,7 @@ def _idle_world(state: ReleaseState, obs: Observation) -> tuple[Action, ...]:
 
 
 def _wait(state: ReleaseState, message: str, consumed: bool = False) -> Decision:
-    if message:
-        state = state.replace(message=message)
-    return Decision(state, (), command_consumed=consumed, requeue_after=WAIT_POLL_SECONDS)
+    return Decision(state.replace(message=message), (), command_consumed=consumed, requeue_after=WAIT_POLL_SECONDS)
 
 
 _HANDLERS = {

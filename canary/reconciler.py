@@ -303,10 +303,11 @@ class Reconciler:
             return True
         if isinstance(action, SetRouting):
             wanted = canonical(action.routing)
-            if self._read_routing(setup) is None:
-                setup.router.ensure(setup.route)
-            elif self._read_routing(setup) == wanted:
+            routed = self._read_routing(setup)
+            if routed == wanted:
                 return False
+            if routed is None:
+                setup.router.ensure(setup.route)
             setup.router.set(setup.route, wanted)
             seen = self._read_routing(setup)
             if seen != wanted:  # verify what the data plane really has before anything depends on it

@@ -62,7 +62,6 @@ class ReleaseState:
     verdict: dict[str, Any] = field(default_factory=dict)  # the latest analysis verdict, for status
     resume_phase: Phase | None = None  # the phase to go back to when an Invalid config is fixed
     history: tuple[Revision, ...] = ()
-    apex_selector: dict[str, str] = field(default_factory=dict)  # the user's original Service selector
 
     @property
     def routing(self) -> Routing:
