@@ -10,16 +10,18 @@ Latency. Each interval is cut at bucket bounds near the pooled (both arms) media
 percentile. Given the pooled histogram, which arm each slow request came from follows Fisher's
 noncentral hypergeometric law with the odds ratio of being slow; under "same distribution" the odds
 ratio is 1. The split is chosen from the pooled counts we condition on, so it cannot favour an arm.
-One e-process per cut, mixed over odds ratios > 1 (canary slower); the cuts are averaged.
+One e-process per cut, mixed over odds ratios > 1 (canary slower); the cuts are averaged with fixed
+weights.
 
 Pass needs evidence too: a second e-process per metric against "canary worse than the margin"
 (alternatives below it). For errors either margin will do: the rate ratio below 1 + error_margin
 (default 2x), or the canary's own error rate below error_floor (default 1%), which is what lets a
 service with no errors in either arm pass at all.
 
-Alpha is split evenly across metrics (Bonferroni), so `alpha` bounds the false-rollback probability
-of the whole release. Verdicts use the running maximum of each e-process: once a boundary has been
-crossed the decision stands, as it would have for a controller that was watching at that moment.
+Alpha is split across metrics (Bonferroni, 4:1 for errors over latency, see ALPHA_SHARE), so `alpha`
+bounds the false-rollback probability of the whole release. Verdicts use the running maximum of each
+e-process: once a boundary has been crossed the decision stands, as it would have for a controller
+that was watching at that moment.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 
 from analysis.judges.base import (
     ERROR_RATE,
+    LATENCY,
     FloatArray,
     HistoryArrays,
     as_arrays,
@@ -45,6 +48,7 @@ from analysis.judges.base import (
 from analysis.model import Interval, Outcome, Verdict
 from analysis.stats.buckets import quantile, split_indices
 from analysis.stats.eprocess import (
+    BlendedPrior,
     MixturePrior,
     RatioGrid,
     confidence_bounds,
@@ -60,10 +64,21 @@ OPTIONS = ("pass_alpha", "error_margin", "latency_margin", "error_floor")
 ERROR_GRID = RatioGrid(step=math.log(2) / 8, half_width=48)
 LATENCY_GRID = RatioGrid(step=math.log(2) / 4, half_width=12)
 # Where the mixtures put their weight: tuned on the benchmark so that 2x errors and +10% latency are
-# caught fast while larger effects still cross within one or two looks.
-ERROR_PRIOR = MixturePrior(centre=math.log(2.0), spread=0.6)
-LATENCY_PRIOR = MixturePrior(centre=math.log(1.5), spread=0.5)
+# caught fast while larger effects still cross within one or two looks. For errors most of the weight
+# sits close to 2x (the effect that needs every bit of evidence: errors are rare) and the rest is spread
+# wide around 5x, which catches 4x-10x within a look of the test that knows the effect.
+ERROR_PRIOR = BlendedPrior(((0.7, MixturePrior(centre=math.log(2.0), spread=0.1)),
+                            (0.3, MixturePrior(centre=math.log(5.0), spread=1.0))))
+LATENCY_PRIOR = BlendedPrior(((0.8, MixturePrior(centre=math.log(1.4), spread=0.2)),
+                              (0.2, MixturePrior(centre=math.log(3.0), spread=1.0))))
 LATENCY_LEVELS = (0.5, 0.9)
+# The median cut carries about twice the information of the p90 cut about a shift of the whole
+# distribution; the p90 cut is there for regressions in the tail only.
+LATENCY_CUT_WEIGHTS = (0.7, 0.3)
+# How alpha is shared between metrics (normalised over the metrics judged). Errors are rare events, so
+# the error test is short of evidence and gains most from a larger share; latency is measured on every
+# request and can spare it (bench/judges.py: 2x errors 340 s -> 280 s median, +10% latency stays at 70 s).
+ALPHA_SHARE = {ERROR_RATE: 4.0, LATENCY: 1.0}
 # Requests per arm before "everything fell in one bucket" counts as evidence of no slowdown.
 ONE_BUCKET_MINIMUM = 100.0
 
@@ -106,13 +121,15 @@ class SequentialJudge:
             error_floor=number_option(options, "error_floor", 0.01, high=0.5),
         )
 
-    @property
-    def fail_threshold(self) -> float:
-        return math.log(len(self.metrics) / self.alpha)
+    def share(self, metric: str) -> float:
+        """This metric's fraction of alpha (and of pass_alpha); the fractions sum to 1 over the metrics."""
+        return ALPHA_SHARE[metric] / sum(ALPHA_SHARE[m] for m in self.metrics)
 
-    @property
-    def pass_threshold(self) -> float:
-        return math.log(len(self.metrics) / self.pass_alpha)
+    def fail_threshold(self, metric: str) -> float:
+        return math.log(1.0 / (self.alpha * self.share(metric)))
+
+    def pass_threshold(self, metric: str) -> float:
+        return math.log(1.0 / (self.pass_alpha * self.share(metric)))
 
     def evaluate(self, history: Sequence[Interval]) -> list[Verdict]:
         data = as_arrays(history)
@@ -134,9 +151,9 @@ class SequentialJudge:
             return self._errors(data, with_evidence)
         return self._latency(data, with_evidence)
 
-    def _decide(self, no_data: np.ndarray, worse: FloatArray, better: FloatArray) -> list[Outcome]:
-        failed = np.maximum.accumulate(worse) >= self.fail_threshold
-        passed = np.maximum.accumulate(better) >= self.pass_threshold
+    def _decide(self, metric: str, no_data: np.ndarray, worse: FloatArray, better: FloatArray) -> list[Outcome]:
+        failed = np.maximum.accumulate(worse) >= self.fail_threshold(metric)
+        passed = np.maximum.accumulate(better) >= self.pass_threshold(metric)
         outcome = np.where(failed, 0, np.where(no_data, 1, np.where(passed, 3, 2)))
         order = (Outcome.FAIL, Outcome.NODATA, Outcome.CONTINUE, Outcome.PASS)
         return [order[k] for k in outcome.tolist()]
@@ -158,24 +175,25 @@ class SequentialJudge:
         floor = self.error_floor
         below_floor = e_can * math.log(0.25) + (n_can - e_can) * math.log((1 - floor / 4) / (1 - floor))
         no_data = (np.cumsum(can_req) <= 0) | (np.cumsum(base_req) <= 0)
-        outcomes = self._decide(no_data, worse, np.maximum(better, below_floor))
+        outcomes = self._decide(ERROR_RATE, no_data, worse, np.maximum(better, below_floor))
         if not with_evidence or not outcomes:
             return MetricPath(outcomes, "", {})
 
+        fail_at = self.fail_threshold(ERROR_RATE)
         tot_can_req, tot_base_req = float(can_req.sum()), float(base_req.sum())
         tot_can_err, tot_base_err = float(can_err.sum()), float(base_err.sum())
         can_rate = tot_can_err / tot_can_req if tot_can_req else math.nan
         base_rate = tot_base_err / tot_base_req if tot_base_req else math.nan
         ratio = can_rate / base_rate if base_rate and not math.isnan(base_rate) else math.nan
-        lower, upper = confidence_bounds(cumulative[-1], ERROR_PRIOR, pass_prior, ERROR_GRID, self.fail_threshold)
+        lower, upper = confidence_bounds(cumulative[-1], ERROR_PRIOR, pass_prior, ERROR_GRID, fail_at)
         e_worse = float(np.exp(min(700.0, float(np.max(worse)))))
         e_better = float(np.exp(min(700.0, float(np.max(better)))))
         evidence: dict[str, float | int | str | bool | None] = {
             "e_value_worse": e_worse,
             "e_value_not_worse": e_better,
             "e_value_below_floor": float(np.exp(min(700.0, float(np.max(below_floor))))),
-            "fail_at_e": math.exp(self.fail_threshold),
-            "pass_at_e": math.exp(self.pass_threshold),
+            "fail_at_e": math.exp(fail_at),
+            "pass_at_e": math.exp(self.pass_threshold(ERROR_RATE)),
             "rate_ratio": finite_or_none(ratio),
             "rate_ratio_lower": finite_or_none(lower),
             "rate_ratio_upper": finite_or_none(upper),
@@ -193,7 +211,7 @@ class SequentialJudge:
             reason = f"no requests reached the {empty} yet"
         elif last is Outcome.FAIL:
             reason = (f"canary error rate is higher than the baseline's (e-value {e_worse:.3g} >= "
-                      f"{math.exp(self.fail_threshold):.3g}; rate ratio {_fmt(ratio)}, above {_fmt(lower)})")
+                      f"{math.exp(fail_at):.3g}; rate ratio {_fmt(ratio)}, above {_fmt(lower)})")
         elif last is Outcome.PASS:
             reason = (f"canary error rate is not worse than {ERROR_GRID.ratio(margin_index):.3g}x the baseline's "
                       f"or below the {floor:.3%} floor (ratio {_fmt(ratio)}, at most {_fmt(upper)})")
@@ -201,7 +219,7 @@ class SequentialJudge:
             reason = f"no errors in either arm yet ({tot_can_req:.0f} canary requests); waiting for evidence"
         else:
             reason = (f"no conclusion yet: rate ratio {_fmt(ratio)} within [{_fmt(lower)}, {_fmt(upper)}], "
-                      f"e-value {e_worse:.3g} of {math.exp(self.fail_threshold):.3g} needed to fail")
+                      f"e-value {e_worse:.3g} of {math.exp(fail_at):.3g} needed to fail")
         return MetricPath(outcomes, reason, evidence)
 
     def _latency(self, data: HistoryArrays, with_evidence: bool) -> MetricPath:
@@ -234,17 +252,19 @@ class SequentialJudge:
             worse_by_cut.append(log_e_above(cumulative, LATENCY_GRID.one, LATENCY_PRIOR, LATENCY_GRID))
             better_by_cut.append(np.maximum.accumulate(
                 log_e_below(cumulative, margin_index, pass_prior, LATENCY_GRID)))
-        worse = logsumexp(np.stack(worse_by_cut), axis=0) - math.log(len(worse_by_cut))
+        cut_log_weights = np.log(np.asarray(LATENCY_CUT_WEIGHTS))[:, None]
+        worse = logsumexp(np.stack(worse_by_cut) + cut_log_weights, axis=0)
         better = np.min(np.stack(better_by_cut), axis=0)
         # Both arms entirely inside one bucket: no slowdown is measurable at this resolution.
         seen_can, seen_base = np.cumsum(can_n), np.cumsum(base_n)
         one_bucket = ((np.cumsum(informative) == 0) & (seen_can >= ONE_BUCKET_MINIMUM)
                       & (seen_base >= ONE_BUCKET_MINIMUM))
         better = np.where(one_bucket, math.inf, better)
-        outcomes = self._decide(no_data, worse, better)
+        outcomes = self._decide(LATENCY, no_data, worse, better)
         if not with_evidence or not outcomes:
             return MetricPath(outcomes, "", {})
 
+        fail_at = self.fail_threshold(LATENCY)
         can_hist = data.canary_buckets[has].sum(axis=0)
         base_hist = data.baseline_buckets[has].sum(axis=0)
         can_p50 = quantile(data.bounds, can_hist.tolist(), 0.5)
@@ -253,14 +273,14 @@ class SequentialJudge:
         base_p90 = quantile(data.bounds, base_hist.tolist(), 0.9)
         p50_ratio = can_p50 / base_p50 if can_p50 is not None and base_p50 else None
         lower, upper = confidence_bounds(median_cumulative[-1], LATENCY_PRIOR, pass_prior, LATENCY_GRID,
-                                         self.fail_threshold)
+                                         fail_at)
         e_worse = float(np.exp(min(700.0, float(np.max(worse)))))
         e_better = float(np.exp(min(700.0, float(better[-1]))))
         evidence: dict[str, float | int | str | bool | None] = {
             "e_value_slower": e_worse,
             "e_value_not_slower": e_better,
-            "fail_at_e": math.exp(self.fail_threshold),
-            "pass_at_e": math.exp(self.pass_threshold),
+            "fail_at_e": math.exp(fail_at),
+            "pass_at_e": math.exp(self.pass_threshold(LATENCY)),
             "slow_odds_ratio_lower": finite_or_none(lower),
             "slow_odds_ratio_upper": finite_or_none(upper),
             "margin_odds_ratio": LATENCY_GRID.ratio(margin_index),
@@ -277,7 +297,7 @@ class SequentialJudge:
             reason = "no interval yet with latency buckets and requests in both arms"
         elif last is Outcome.FAIL:
             reason = (f"canary is slower than the baseline (e-value {e_worse:.3g} >= "
-                      f"{math.exp(self.fail_threshold):.3g}; p50 {_fmt_s(can_p50)} vs {_fmt_s(base_p50)})")
+                      f"{math.exp(fail_at):.3g}; p50 {_fmt_s(can_p50)} vs {_fmt_s(base_p50)})")
         elif last is Outcome.PASS and bool(one_bucket[-1]):
             reason = "every request of both arms fell in one bucket: no slowdown measurable at this resolution"
         elif last is Outcome.PASS:
@@ -286,7 +306,7 @@ class SequentialJudge:
                       f"{_fmt_s(base_p50)})")
         else:
             reason = (f"no conclusion yet: p50 {_fmt_s(can_p50)} vs {_fmt_s(base_p50)}, e-value {e_worse:.3g} "
-                      f"of {math.exp(self.fail_threshold):.3g} needed to fail")
+                      f"of {math.exp(fail_at):.3g} needed to fail")
         return MetricPath(outcomes, reason, evidence)
 
 

@@ -70,7 +70,24 @@ class MixturePrior:
         return normalised
 
 
-def log_e_above(cumulative: FloatArray, null_index: int, prior: MixturePrior, grid: RatioGrid) -> FloatArray:
+@dataclass(frozen=True)
+class BlendedPrior:
+    """A weighted blend of bumps: one narrow bump where detection speed matters most, and a wide one so
+    that much larger effects still cross within a look or two. `parts` holds (weight, bump) pairs."""
+
+    parts: tuple[tuple[float, MixturePrior], ...]
+
+    def log_weights(self, step: float, steps: int) -> FloatArray:
+        total = sum(weight for weight, _ in self.parts)
+        stacked = np.stack([np.log(weight / total) + bump.log_weights(step, steps) for weight, bump in self.parts])
+        return logsumexp(stacked, axis=0)
+
+
+# Fixed (data-independent) log weights over the alternatives 1, 2, ... grid steps from the null.
+Prior = MixturePrior | BlendedPrior
+
+
+def log_e_above(cumulative: FloatArray, null_index: int, prior: Prior, grid: RatioGrid) -> FloatArray:
     """Log e-process against "ratio <= grid[null_index]", one value per row of `cumulative`.
 
     `cumulative` holds the running sums of per-interval log LRs (rows: prefixes, columns: grid).
@@ -85,7 +102,7 @@ def log_e_above(cumulative: FloatArray, null_index: int, prior: MixturePrior, gr
     return result
 
 
-def log_e_below(cumulative: FloatArray, null_index: int, prior: MixturePrior, grid: RatioGrid) -> FloatArray:
+def log_e_below(cumulative: FloatArray, null_index: int, prior: Prior, grid: RatioGrid) -> FloatArray:
     """Log e-process against "ratio >= grid[null_index]" (alternatives below it)."""
     steps = null_index
     if steps <= 0:
@@ -97,7 +114,7 @@ def log_e_below(cumulative: FloatArray, null_index: int, prior: MixturePrior, gr
 
 
 @functools.lru_cache(maxsize=32)
-def _log_weight_matrix(grid: RatioGrid, prior: MixturePrior, above: bool) -> FloatArray:
+def _log_weight_matrix(grid: RatioGrid, prior: Prior, above: bool) -> FloatArray:
     """Row j: the prior's log weights on the alternatives of null j (above or below it), -inf elsewhere."""
     size = 2 * grid.half_width + 1
     matrix = np.full((size, size), -np.inf)
@@ -114,7 +131,7 @@ def _log_weight_matrix(grid: RatioGrid, prior: MixturePrior, above: bool) -> Flo
     return matrix
 
 
-def _log_e_every_null(row: FloatArray, grid: RatioGrid, prior: MixturePrior, above: bool) -> FloatArray:
+def _log_e_every_null(row: FloatArray, grid: RatioGrid, prior: Prior, above: bool) -> FloatArray:
     """`log_e_above` / `log_e_below` at the latest look for every grid ratio as the null, at once."""
     weights = _log_weight_matrix(grid, prior, above)
     summed = logsumexp(row[None, :] + weights, axis=1)
@@ -123,7 +140,7 @@ def _log_e_every_null(row: FloatArray, grid: RatioGrid, prior: MixturePrior, abo
 
 
 def confidence_bounds(
-    cumulative_last: FloatArray, above: MixturePrior, below: MixturePrior, grid: RatioGrid, log_threshold: float
+    cumulative_last: FloatArray, above: Prior, below: Prior, grid: RatioGrid, log_threshold: float
 ) -> tuple[float, float]:
     """Anytime-valid (lower, upper) bounds on the ratio at the latest look.
 

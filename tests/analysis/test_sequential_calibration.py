@@ -47,6 +47,11 @@ def test_latency_false_rollbacks_stay_below_alpha_with_a_changing_split() -> Non
     assert rollback_rate(scenario, ("latency",), 0.1, 150, seed=14) <= allowed(0.1, 150)
 
 
+def test_both_metrics_together_stay_below_alpha_with_the_uneven_split() -> None:
+    scenario = Scenario("null", baseline_error_rate=0.02, duration_s=600.0)
+    assert rollback_rate(scenario, ("error-rate", "latency"), 0.1, 200, seed=16) <= allowed(0.1, 200)
+
+
 def test_both_metrics_stay_calibrated_at_one_canary_request_per_second() -> None:
     scenario = Scenario("trickle", rps=10.0, baseline_error_rate=0.02)
     assert rollback_rate(scenario, ("error-rate", "latency"), 0.1, 200, seed=15) <= allowed(0.1, 200)

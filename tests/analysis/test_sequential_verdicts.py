@@ -52,6 +52,18 @@ def test_a_burst_of_canary_errors_fails_with_evidence() -> None:
     assert evidence["canary_errors"] == 60 and evidence["baseline_requests"] == 4500
 
 
+def test_alpha_is_shared_between_the_metrics_with_errors_getting_the_larger_part() -> None:
+    history = [interval(10.0 * i, (900, 4), (100, 1), base_buckets=(100, 500, 890, 900),
+                        can_buckets=(10, 50, 99, 100)) for i in range(1, 4)]
+    both = {v.metric: v.evidence for v in make_judge("sequential", alpha=0.01).evaluate(history)}
+    # Union bound: the chances of a false fail per metric add up to alpha exactly.
+    spent = sum(1.0 / float(evidence["fail_at_e"] or 0) for evidence in both.values())
+    assert spent == pytest.approx(0.01)
+    assert float(both["error-rate"]["fail_at_e"] or 0) < float(both["latency"]["fail_at_e"] or 0)
+    alone = make_judge("sequential", alpha=0.01, metrics=("latency",)).evaluate(history)[0]
+    assert float(alone.evidence["fail_at_e"] or 0) == pytest.approx(100.0)
+
+
 def test_latency_all_in_one_bucket_in_both_arms_passes_with_the_reason() -> None:
     history = [interval(10.0 * i, (900, 0), (100, 0), base_buckets=(900, 900, 900, 900),
                         can_buckets=(100, 100, 100, 100)) for i in range(1, 3)]

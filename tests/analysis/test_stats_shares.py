@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 from scipy.stats import binom, hypergeom, nchypergeom_fisher
 
-from analysis.stats.eprocess import MixturePrior, RatioGrid, confidence_bounds, log_e_above, log_e_below
+from analysis.stats.eprocess import (
+    BlendedPrior,
+    MixturePrior,
+    RatioGrid,
+    confidence_bounds,
+    log_e_above,
+    log_e_below,
+)
 from analysis.stats.shares import binomial_share_loglr, noncentral_share_loglr
 
 GRID = RatioGrid(step=math.log(2) / 4, half_width=12)
@@ -63,6 +70,20 @@ def test_mixture_e_value_has_expectation_at_most_one_under_the_null() -> None:
     counts = np.arange(events + 1, dtype=float)
     rows = binomial_share_loglr(counts, np.full(counts.size, events), np.full(counts.size, share), GRID.log_ratios)
     e_up = np.exp(log_e_above(rows, GRID.one, MixturePrior(math.log(1.8), 0.4), GRID))
+    assert binom.pmf(counts, events, share) @ e_up == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_blended_prior_is_a_probability_and_its_mixture_a_fair_bet() -> None:
+    narrow, wide = MixturePrior(math.log(2.0), 0.1), MixturePrior(math.log(5.0), 1.0)
+    blended = BlendedPrior(((0.7, narrow), (0.3, wide)))
+    weights = np.exp(blended.log_weights(GRID.step, 12))
+    assert weights.sum() == pytest.approx(1.0)
+    expected = 0.7 * np.exp(narrow.log_weights(GRID.step, 12)) + 0.3 * np.exp(wide.log_weights(GRID.step, 12))
+    assert weights == pytest.approx(expected)
+    events, share = 30, 0.1
+    counts = np.arange(events + 1, dtype=float)
+    rows = binomial_share_loglr(counts, np.full(counts.size, events), np.full(counts.size, share), GRID.log_ratios)
+    e_up = np.exp(log_e_above(rows, GRID.one, blended, GRID))
     assert binom.pmf(counts, events, share) @ e_up == pytest.approx(1.0, abs=1e-9)
 
 
