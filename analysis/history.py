@@ -39,9 +39,13 @@ class History:
 
     def verdict(self, judge: Judge) -> Verdict:
         """The judge's combined verdict; nodata with the reason when the metrics could not be read."""
+        return combine(self.verdicts(judge))
+
+    def verdicts(self, judge: Judge) -> list[Verdict]:
+        """One verdict per metric; a single nodata with the reason when the metrics could not be read."""
         if self.error is not None:
-            return Verdict(Outcome.NODATA, "all", self.error, {"source_error": True})
-        return combine(judge.evaluate(self.intervals))
+            return [Verdict(Outcome.NODATA, "all", self.error, {"source_error": True})]
+        return judge.evaluate(self.intervals)
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,13 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return "".join(pieces)
 
 
+def check_template(template: str) -> None:
+    """Raise TemplateError unless `template` renders safely: quotes closed, only known variables."""
+    if not template.strip():
+        raise TemplateError("template: the query is empty")
+    render(template, {name: "x" for name in TEMPLATE_VARIABLES} | {"interval": "1m"})
+
+
 def template_values(window: ReleaseWindow, arm: str, interval: str) -> dict[str, str]:
     """The variables a custom template may use; `arm` is the Deployment being measured."""
     return {"namespace": window.namespace, "name": window.name, "primary": window.primary,

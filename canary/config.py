@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from adapters.base import Match, Routing
+from analysis.queries import TEMPLATE_VARIABLES, TemplateError, check_template
 from canary.annotations import ROLLOUT
 from canary.durations import parse_duration
 
@@ -239,7 +240,17 @@ def _parse_analysis(node: _Node) -> AnalysisSpec:
                 if low is None and high is None:
                     raise ConfigError(item.path, "a custom metric needs max or min",
                                       "add max: <highest acceptable value> or min: <lowest>")
-                custom.append(CustomMetric(item.child("name").string(), item.child("query").string(), high, low))
+                name, query = item.child("name").string(), item.child("query").string()
+                if name in BUILTIN_METRICS or any(m.name == name for m in custom):
+                    raise ConfigError(f"{item.path}.name", f"the metric name {name!r} is already taken",
+                                      "give each custom metric its own name, other than error-rate and latency")
+                try:
+                    check_template(query)
+                except TemplateError as error:
+                    raise ConfigError(f"{item.path}.query", str(error),
+                                      "close every quote and use only " + ", ".join(
+                                          "{{" + v + "}}" for v in TEMPLATE_VARIABLES)) from None
+                custom.append(CustomMetric(name, query, high, low))
     else:
         builtins = list(BUILTIN_METRICS)
     prometheus = node.opt_str("prometheus")

@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from analysis.model import Outcome
-from canary.analysis_judge import AnalysisJudge
-from canary.config import AnalysisSpec
+from analysis.prometheus import Reading
+from canary.analysis_judge import AnalysisJudge, guard_rail_verdict
+from canary.config import AnalysisSpec, CustomMetric
 from canary.judging import ReleaseWindow
 from sandbox.prometheus_server import PrometheusServer, Series
 
@@ -88,3 +89,47 @@ def test_a_new_release_does_not_inherit_the_previous_releases_history(prom: Prom
     later = ReleaseWindow("shop", "web", "web-primary", "web", 2, float(END), "nginx")
     second = judge.verdict(later, spec, float(END) + 1)
     assert second.outcome is Outcome.NODATA, second
+
+
+CANARY_ERROR_PERCENT = (
+    'sum(increase(http_requests_total{namespace="{{namespace}}", deployment="{{arm}}", code=~"5.."}[1m]))'
+    ' / sum(increase(http_requests_total{namespace="{{namespace}}", deployment="{{arm}}"}[1m])) * 100'
+)
+
+
+def test_guard_rails_fail_the_release_past_their_limit_and_share_one_query(prom: PrometheusServer) -> None:
+    session = requests.Session()
+    sent: list[str] = []
+    session.hooks["response"].append(lambda response, *a, **k: sent.append(response.url))
+    rail = CustomMetric("error-percent", CANARY_ERROR_PERCENT, max=5.0)
+    spec = AnalysisSpec(metrics=(), custom=(rail,), interval_seconds=10)
+    judge = AnalysisJudge(prom.url, session=session)
+    judge.verdict(window("api"), spec, float(END))  # registers api
+    sent.clear()
+    judge._read.clear()  # a new tick
+    bad = judge.verdict(window("web"), spec, float(END))
+    good = judge.verdict(window("api"), spec, float(END))
+    assert bad.outcome is Outcome.FAIL and "error-percent" in bad.reason and "above its max 5" in bad.reason, bad
+    assert good.outcome is Outcome.PASS, good
+    assert len(sent) == 1, sent  # one query for both releases
+
+
+def test_guard_rails_join_the_statistical_verdict(prom: PrometheusServer) -> None:
+    low_floor = CustomMetric("error-percent", CANARY_ERROR_PERCENT, min=1.0)  # api's canary is at 0.5%
+    spec = AnalysisSpec(metrics=("error-rate",), custom=(low_floor,), interval_seconds=10)
+    verdict = AnalysisJudge(prom.url).verdict(window("api"), spec, float(END))
+    assert verdict.outcome is Outcome.FAIL and "below its min 1" in verdict.reason, verdict
+    assert "error-rate" in verdict.evidence and "error-percent" in verdict.evidence
+
+
+def test_a_guard_rail_without_a_value_holds_the_step_never_passes(prom: PrometheusServer) -> None:
+    rail = CustomMetric("ghost", 'sum(rate(no_such_metric{deployment="{{arm}}"}[1m]))', max=1.0)
+    verdict = AnalysisJudge(prom.url).verdict(window("web"), AnalysisSpec(metrics=(), custom=(rail,)), float(END))
+    assert verdict.outcome is Outcome.NODATA and "no series" in verdict.reason, verdict
+
+
+@pytest.mark.parametrize(("value", "outcome"), [(None, Outcome.NODATA), (0.5, Outcome.FAIL), (1.0, Outcome.PASS),
+                                                (3.0, Outcome.PASS), (3.5, Outcome.FAIL)])
+def test_guard_rail_limits_are_inclusive(value: float | None, outcome: Outcome) -> None:
+    rail = CustomMetric("x", "vector(1)", max=3.0, min=1.0)
+    assert guard_rail_verdict(rail, Reading(value, None if value is not None else "down")).outcome is outcome

@@ -125,3 +125,24 @@ def test_a_release_right_after_a_rollback_is_decided_by_its_own_signals(stack: S
     print(f"\nrevision 1: {first['message']}\nrevision 2: {second['message']}")
     assert first["message"].startswith("analysis failed: error-rate"), first["message"]
     assert second["message"].startswith("alert firing: DemoAppDegraded"), second["message"]
+
+
+CANARY_5XX_PERCENT = (
+    'sum(rate(http_requests_total{namespace="{{namespace}}", deployment="{{arm}}", code=~"5.."}[10s])) * 100'
+    ' / sum(rate(http_requests_total{namespace="{{namespace}}", deployment="{{arm}}"}[10s]))'
+)
+
+
+def test_a_custom_promql_guard_rail_rolls_back_a_canary_past_its_limit(stack: Stack) -> None:
+    """Only a guard rail judges this release (no statistical metric): the canary's own 5xx percentage,
+    from the user's PromQL with the release's names filled in, must stay at most 2."""
+    config = rollout([10, 50], "60s")
+    config["analysis"]["metrics"] = [{"name": "canary-5xx-percent", "query": CANARY_5XX_PERCENT, "max": 2}]
+    app = ExampleApp(stack, "web-railed", config).create("1.0")
+    with app.load(rate=RATE):
+        app.release("2.0", {"ERROR_RATE": "0.2"})
+        state = app.api.wait_phase("RolledBack", timeout=120, revision=1)
+    print(f"\nguard rail: {state['message']}")
+    assert state["message"].startswith("analysis failed: canary-5xx-percent:"), state["message"]
+    assert "above its max 2" in state["message"], state["message"]
+    assert app.weight() == 0
