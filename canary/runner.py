@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
+import socket
+import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from kubernetes import client, config
 from canary import logs
 from canary.controller import Controller
 from canary.judging import Judge, ReadinessJudge
+from canary.leader import LeaderElector
 from canary.server import build_app
 
 log = logging.getLogger("weir.run")
@@ -33,6 +38,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--webhook-token-secret", help="NAMESPACE/NAME[/KEY] of a Secret holding the token")
     parser.add_argument("--workers", type=int, default=4, help="parallel reconciles")
     parser.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
+    parser.add_argument("--leader-elect", action="store_true",
+                        help="act only while holding a Lease (run several replicas safely)")
+    parser.add_argument("--leader-elect-namespace", default=None,
+                        help="namespace of the Lease (default: this pod's namespace, else default)")
+    parser.add_argument("--leader-elect-name", default="weir-controller", help="name of the Lease")
+    parser.add_argument("--leader-elect-lease", type=float, default=15.0,
+                        help="seconds without renewal before a standby may take over (default 15)")
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(handler=run)
 
@@ -81,17 +93,48 @@ def run(args: argparse.Namespace) -> int:
     controller = Controller(api, args.namespace, judge=make_judge(args.prometheus), workers=args.workers,
                             resync_seconds=args.resync)
     host, _, port = args.listen.rpartition(":")
-    app = build_app(controller, token_source(args, api))
-    controller.start()
-    log.info("controller started", extra={"namespaces": args.namespace or ["*"], "listen": args.listen})
+    elector = _elector(args, api)
+    app = build_app(controller, token_source(args, api),
+                    standby=None if elector is None else (lambda: not elector.leading.is_set()))
+    stop = threading.Event()
+    if elector is None:
+        controller.start()
+        log.info("controller started", extra={"namespaces": args.namespace or ["*"], "listen": args.listen})
+    else:
+        def lead() -> None:
+            elector.run(on_started=controller.start)
+            stop.set()  # lost the lease (or asked to stop): this process must not act any more
+
+        threading.Thread(target=lead, name="leader-election", daemon=True).start()
+        log.info("campaigning for the lease", extra={"identity": elector.identity, "listen": args.listen})
     try:
-        asyncio.run(_serve(app, host or "0.0.0.0", int(port), args.port_file))
+        asyncio.run(_serve(app, host or "0.0.0.0", int(port), args.port_file, stop))
     finally:
         controller.stop()
-    return 0
+        if elector is not None:
+            elector.stop()
+            elector.release()
+    # Losing the lease is a failure: exit non-zero so the kubelet restarts us as a candidate.
+    return 1 if elector is not None and elector.lost.is_set() else 0
 
 
-async def _serve(app: web.Application, host: str, port: int, port_file: str | None) -> None:
+def _elector(args: argparse.Namespace, api: client.ApiClient) -> LeaderElector | None:
+    if not args.leader_elect:
+        return None
+    namespace = args.leader_elect_namespace or os.environ.get("POD_NAMESPACE") or _pod_namespace() or "default"
+    identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    lease = args.leader_elect_lease
+    return LeaderElector(api, namespace, args.leader_elect_name, identity, lease_seconds=lease,
+                         renew_deadline=lease * 2 / 3, retry_seconds=lease / 7.5)
+
+
+def _pod_namespace() -> str | None:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return path.read_text().strip() if path.exists() else None
+
+
+async def _serve(app: web.Application, host: str, port: int, port_file: str | None,
+                 stopped: threading.Event) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -104,5 +147,8 @@ async def _serve(app: web.Application, host: str, port: int, port_file: str | No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(asyncio.to_thread(stopped.wait))
+    watcher.add_done_callback(lambda _: stop.set())
     await stop.wait()
+    stopped.set()  # ends the watcher thread when a signal stopped us
     await runner.cleanup()

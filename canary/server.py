@@ -18,14 +18,19 @@ log = logging.getLogger("weir.server")
 MAX_BODY_BYTES = 1 << 20  # Alertmanager batches are small; anything near this is not one
 
 
-def build_app(controller: Controller, token: Callable[[], str | None]) -> web.Application:
-    """`token` returns the webhook's bearer token (read from a file or Secret), or None if unset."""
+def build_app(controller: Controller, token: Callable[[], str | None],
+              standby: Callable[[], bool] | None = None) -> web.Application:
+    """`token` returns the webhook's bearer token (read from a file or Secret), or None if unset;
+    `standby` says whether another replica holds the leader Lease (a standby is not ready, so the
+    Service sends alerts only to the leader)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
+        if standby is not None and standby():
+            return web.Response(status=503, text="standby: another replica holds the leader lease\n")
         if controller.synced.is_set():
             return web.Response(text="ok\n")
         return web.Response(status=503, text="waiting for the first list of Deployments\n")
@@ -41,6 +46,9 @@ def build_app(controller: Controller, token: Callable[[], str | None]) -> web.Ap
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
             return _problem(401, "missing or wrong bearer token in the Authorization header")
+        if standby is not None and standby():
+            # Alertmanager retries a 5xx; through the Service the retry reaches the leader.
+            return _problem(503, "this replica is a standby: the leader acts on alerts")
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             return _problem(413, f"body larger than {MAX_BODY_BYTES} bytes")
         try:

@@ -274,3 +274,20 @@ def test_the_controllers_arguments_are_flags_weir_run_accepts() -> None:
 
     assert parsed.webhook_token_file == "/var/run/weir/webhook-token"
     assert parsed.listen.endswith(":8080")
+
+
+def test_the_controller_elects_a_leader_on_the_lease_its_role_grants_and_upgrades_by_recreate() -> None:
+    from canary.cli import build_parser
+
+    deployment = one("Deployment", "weir-controller")
+    (container,) = containers(deployment)
+    parsed = build_parser().parse_args(["run", *container["args"]])
+    assert parsed.leader_elect is True
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
+    assert env["POD_NAMESPACE"] == "metadata.namespace" and env["POD_NAME"] == "metadata.name"
+    # The Lease the Role lets the controller get/update by name is the one it campaigns on.
+    lease_rules = [rule for doc in all_objects() if doc["kind"] in ("Role", "ClusterRole") for rule in doc["rules"]
+                   if "leases" in rule.get("resources", []) and rule.get("resourceNames")]
+    assert any(parsed.leader_elect_name in rule["resourceNames"] for rule in lease_rules)
+    # A standby is not ready, so a rolling update would wait for it forever.
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
