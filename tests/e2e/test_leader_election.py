@@ -46,6 +46,12 @@ def test_only_the_leader_acts_and_the_standby_finishes_its_release(kube: KubeTar
     assert "reconciled" in leader.logs()
     assert "reconciled" not in standby.logs()
 
+    refused = urllib.request.Request(f"http://127.0.0.1:{standby.port}/alerts", data=b"{}", method="POST",
+                                     headers={"Authorization": f"Bearer {standby.token}"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(refused, timeout=2)
+    assert answer.value.code == 503 and "standby" in answer.value.read().decode()
+
     app.set_image("example/web:2")
     wait_for(lambda: app.state().get("phase") not in (None, "Idle"), 20, "the release to start")
     leader.process.send_signal(signal.SIGKILL)
