@@ -9,9 +9,11 @@ pure functions of the history, so a restarted controller reaches the same verdic
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import requests
 
@@ -26,13 +28,8 @@ from canary.judging import ReleaseWindow
 
 Group = tuple[str, str, int]  # (Prometheus URL, preset, step seconds)
 Key = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    at: float
-    histories: dict[Key, History]
-    windows: dict[Key, MetricsWindow]  # what each history was fetched for
+Asked = TypeVar("Asked")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -41,11 +38,30 @@ class _Gates:
     metrics: tuple[CustomMetric, ...]
 
 
-@dataclass(frozen=True)
-class _Read:
-    at: float
-    readings: dict[Key, dict[str, Reading]]
-    asked: dict[Key, _Gates]  # what each release's readings were read for
+class _Batch(Generic[Asked, Result]):
+    """One group's latest batched read for all its active releases (guarded by the judge's lock).
+
+    A release's result is reused while the read is younger than `max_age` and was made for exactly
+    what the release asks now: a read made for an earlier release of the same Deployment (another
+    start time) or other guard rails is not evidence about this one."""
+
+    def __init__(self) -> None:
+        self.members: dict[Key, Asked] = {}
+        self.at = -math.inf
+        self.results: dict[Key, Result] = {}
+        self.asked: dict[Key, Asked] = {}
+
+    def get(self, key: Key, asked: Asked, now: float, max_age: float,
+            fetch: Callable[[list[Asked]], Mapping[Key, Result]]) -> Result | None:
+        self.members[key] = asked
+        if now - self.at >= max_age or key not in self.results or self.asked.get(key) != asked:
+            self.results = dict(fetch(list(self.members.values())))
+            self.at, self.asked = now, dict(self.members)
+        return self.results.get(key)
+
+    def forget(self, key: Key) -> None:
+        self.members.pop(key, None)
+        self.results.pop(key, None)
 
 
 class AnalysisJudge:
@@ -58,10 +74,8 @@ class AnalysisJudge:
         self.default_preset = default_preset
         self._lock = threading.Lock()
         self._sources: dict[tuple[str, str], PrometheusSource] = {}
-        self._active: dict[Group, dict[Key, MetricsWindow]] = {}
-        self._fetched: dict[Group, _Fetched] = {}
-        self._gated: dict[Group, dict[Key, _Gates]] = {}
-        self._read: dict[Group, _Read] = {}
+        self._histories: dict[Group, _Batch[MetricsWindow, History]] = {}
+        self._rails: dict[Group, _Batch[_Gates, dict[str, Reading]]] = {}
         self._judges: dict[tuple[str, float, tuple[str, ...]], StatisticalJudge] = {}
 
     def verdict(self, window: ReleaseWindow, spec: AnalysisSpec, now: float) -> Verdict:
@@ -78,14 +92,10 @@ class AnalysisJudge:
 
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:
-            for members in self._active.values():
-                members.pop((namespace, name), None)
-            for fetched in self._fetched.values():
-                fetched.histories.pop((namespace, name), None)
-            for gated in self._gated.values():
-                gated.pop((namespace, name), None)
-            for read in self._read.values():
-                read.readings.pop((namespace, name), None)
+            for histories in self._histories.values():
+                histories.forget((namespace, name))
+            for rails in self._rails.values():
+                rails.forget((namespace, name))
 
     def _statistical(self, metrics_window: MetricsWindow, spec: AnalysisSpec, group: Group,
                      now: float) -> list[Verdict]:
@@ -93,42 +103,23 @@ class AnalysisJudge:
             judge = self._judge(spec.judge, spec.alpha, spec.metrics)
         except ValueError as exc:
             return [Verdict(Outcome.NODATA, "all", f"analysis misconfigured: {exc}")]
-        key = metrics_window.key
         with self._lock:
-            members = self._active.setdefault(group, {})
-            members[key] = metrics_window
-            fetched = self._fetched.get(group)
-            # A fetch made for an earlier release of the same Deployment (another start time) is not
-            # evidence about this one.
-            stale = (fetched is None or now - fetched.at >= group[2] / 2 or key not in fetched.histories
-                     or fetched.windows.get(key) != metrics_window)
-            if stale:
-                fetched = _Fetched(now, self._source(group).histories(list(members.values()), now, group[2]),
-                                   dict(members))
-                self._fetched[group] = fetched
-        assert fetched is not None
-        history = fetched.histories.get(key, History(error="no history for this release"))
-        return history.verdicts(judge)
+            history = self._histories.setdefault(group, _Batch()).get(
+                metrics_window.key, metrics_window, now, group[2] / 2,
+                lambda windows: self._source(group).histories(windows, now, group[2]))
+        return (history or History(error="no history for this release")).verdicts(judge)
 
     def _guard_rails(self, gates: _Gates, group: Group, now: float) -> list[Verdict]:
         """Each custom metric's latest value for the canary against its max / min (Flagger-style).
 
         The value is read over the last analysis interval; no value is nodata (the step holds), never
         a pass."""
-        key = gates.window.key
         with self._lock:
-            members = self._gated.setdefault(group, {})
-            members[key] = gates
-            read = self._read.get(group)
-            stale = (read is None or now - read.at >= group[2] / 2 or key not in read.readings
-                     or read.asked.get(key) != gates)
-            if stale:
-                queries = {g.window: {m.name: m.query for m in g.metrics} for g in members.values()}
-                read = _Read(now, self._source(group).values(queries, now, group[2]), dict(members))
-                self._read[group] = read
-        assert read is not None
-        readings = read.readings.get(key, {})
-        return [guard_rail_verdict(metric, readings.get(metric.name, Reading(None, "not read yet")))
+            readings = self._rails.setdefault(group, _Batch()).get(
+                gates.window.key, gates, now, group[2] / 2,
+                lambda asked: self._source(group).values(
+                    {g.window: {m.name: m.query for m in g.metrics} for g in asked}, now, group[2]))
+        return [guard_rail_verdict(metric, (readings or {}).get(metric.name, Reading(None, "not read yet")))
                 for metric in gates.metrics]
 
     def _source(self, group: Group) -> PrometheusSource:
@@ -149,12 +140,14 @@ class AnalysisJudge:
 
 
 def guard_rail_verdict(metric: CustomMetric, reading: Reading) -> Verdict:
-    evidence: Mapping[str, float | None] = {"value": reading.value, "max": metric.max, "min": metric.min}
-    if reading.value is None:
-        return Verdict(Outcome.NODATA, metric.name, f"no value: {reading.error}", dict(evidence))
+    evidence: dict[str, float | None] = {"value": reading.value, "max": metric.max, "min": metric.min}
     value = reading.value
-    if metric.max is not None and value > metric.max:
-        return Verdict(Outcome.FAIL, metric.name, f"{value:.6g} is above its max {metric.max:g}", dict(evidence))
-    if metric.min is not None and value < metric.min:
-        return Verdict(Outcome.FAIL, metric.name, f"{value:.6g} is below its min {metric.min:g}", dict(evidence))
-    return Verdict(Outcome.PASS, metric.name, f"{value:.6g} is within its limits", dict(evidence))
+    if value is None:
+        outcome, reason = Outcome.NODATA, f"no value: {reading.error}"
+    elif metric.max is not None and value > metric.max:
+        outcome, reason = Outcome.FAIL, f"{value:.6g} is above its max {metric.max:g}"
+    elif metric.min is not None and value < metric.min:
+        outcome, reason = Outcome.FAIL, f"{value:.6g} is below its min {metric.min:g}"
+    else:
+        outcome, reason = Outcome.PASS, f"{value:.6g} is within its limits"
+    return Verdict(outcome, metric.name, reason, dict(evidence))

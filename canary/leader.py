@@ -136,8 +136,9 @@ class LeaderElector:
         self.leading.clear()
         try:
             lease = self.leases.read_namespaced_lease(self.name, self.namespace)
-            if _record(lease).holder == self.identity:
-                self._write(lease, Record("", _stamp(), _record(lease).transitions))
+            held = _record(lease)
+            if held.holder == self.identity:
+                self._write(lease, Record("", _stamp(), held.transitions))
         except Exception as error:  # the lease then simply expires
             log.warning("could not release the lease", extra={"error": str(error)})
 

@@ -59,7 +59,8 @@ def test_bad_canary_fails_good_canary_does_not_and_one_batch_serves_both(prom: P
     judge = AnalysisJudge(prom.url, session=session)
     judge.verdict(window("api"), spec, float(END))  # registers api
     sent.clear()
-    judge._fetched.clear()  # a new tick
+    for batch in judge._histories.values():
+        batch.results.clear()  # a new tick (the releases stay registered)
     bad = judge.verdict(window("web"), spec, float(END))
     good = judge.verdict(window("api"), spec, float(END))
     assert bad.outcome is Outcome.FAIL, bad
@@ -106,7 +107,8 @@ def test_guard_rails_fail_the_release_past_their_limit_and_share_one_query(prom:
     judge = AnalysisJudge(prom.url, session=session)
     judge.verdict(window("api"), spec, float(END))  # registers api
     sent.clear()
-    judge._read.clear()  # a new tick
+    for batch in judge._rails.values():
+        batch.results.clear()  # a new tick (the releases stay registered)
     bad = judge.verdict(window("web"), spec, float(END))
     good = judge.verdict(window("api"), spec, float(END))
     assert bad.outcome is Outcome.FAIL and "error-percent" in bad.reason and "above its max 5" in bad.reason, bad

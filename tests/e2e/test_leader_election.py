@@ -16,12 +16,16 @@ from tests.e2e.harness import App, ControllerProcess, wait_for
 pytestmark = pytest.mark.e2e
 
 
-def ready(process: ControllerProcess) -> bool:
+def get(process: ControllerProcess, path: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{process.port}/readyz", timeout=2) as response:
-            return bool(response.status == 200)
-    except urllib.error.HTTPError:
-        return False
+        with urllib.request.urlopen(f"http://127.0.0.1:{process.port}{path}", timeout=2) as response:
+            return int(response.status), str(response.read().decode())
+    except urllib.error.HTTPError as error:
+        return error.code, str(error.read().decode())
+
+
+def ready(process: ControllerProcess) -> bool:
+    return get(process, "/readyz")[0] == 200
 
 
 @pytest.fixture
@@ -41,7 +45,7 @@ def test_only_the_leader_acts_and_the_standby_finishes_its_release(kube: KubeTar
     leader = wait_for(lambda: next((p for p in replicas if ready(p)), None), 20, "one replica to lead")
     standby = next(p for p in replicas if p is not leader)
     assert not ready(standby)
-    assert "standby" in urllib_body(standby, "/readyz")
+    assert "standby" in get(standby, "/readyz")[1]
     # Only the leader reconciled (the opt-in): the standby has not acted at all.
     assert "reconciled" in leader.logs()
     assert "reconciled" not in standby.logs()
@@ -65,10 +69,3 @@ def test_only_the_leader_acts_and_the_standby_finishes_its_release(kube: KubeTar
     promoted = [e for e in app.events() if e["reason"] == "Promoted"]
     assert len(promoted) == 1
 
-
-def urllib_body(process: ControllerProcess, path: str) -> str:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{process.port}{path}", timeout=2) as response:
-            return str(response.read().decode())
-    except urllib.error.HTTPError as error:
-        return str(error.read().decode())
