@@ -12,8 +12,10 @@ from .rollout import (
     HASH_LABEL,
     REVISION_ANNOTATION,
     ReplicaSetCounts,
+    new_replicaset_annotations,
     new_replicaset_target,
     old_replicaset_targets,
+    replicas_annotations,
     rolling_parameters,
     template_hash,
 )
@@ -23,6 +25,11 @@ def _counts(rs: JsonObject) -> ReplicaSetCounts:
     return ReplicaSetCounts(rs["metadata"]["name"], int(rs["spec"].get("replicas", 0)),
                             int((rs.get("status") or {}).get("availableReplicas", 0)),
                             rs["metadata"].get("creationTimestamp", ""))
+
+
+def _replicas_annotations(spec: JsonObject) -> dict[str, str]:
+    surge, _ = rolling_parameters(spec)
+    return replicas_annotations(int(spec.get("replicas", 1)), surge)
 
 
 def _revision(rs: JsonObject) -> int:
@@ -64,7 +71,7 @@ class DeploymentSync:
             new, created = self._rolling(deployment, new, old, wanted_hash)
         old = [self.store.find(self.replicasets, self.namespace, rs["metadata"]["name"]) or rs for rs in old]
         if new is not None:
-            self._sync_revision(deployment, new, old)
+            self._sync_new_replicaset(deployment, new, old)
         return self._write_status(new, old, created)
 
     # ----- ReplicaSets
@@ -75,7 +82,8 @@ class DeploymentSync:
         selector = copy_of(deployment["spec"].get("selector") or {})
         selector.setdefault("matchLabels", {})[HASH_LABEL] = wanted_hash
         labels = dict(template["metadata"]["labels"])
-        annotations = {REVISION_ANNOTATION: str(revision)}
+        annotations = new_replicaset_annotations(deployment["metadata"].get("annotations") or {}, {}, revision)
+        annotations.update(_replicas_annotations(deployment["spec"]))
         spec: dict[str, Any] = {"replicas": replicas, "selector": selector, "template": template}
         if deployment["spec"].get("minReadySeconds"):
             spec["minReadySeconds"] = deployment["spec"]["minReadySeconds"]
@@ -100,14 +108,16 @@ class DeploymentSync:
         target = active[0] if len(active) == 1 else (new if not active else None)
         if target is None:
             return new
-        scaled = self._scale(target, int(spec.get("replicas", 1)))
+        scaled = self._scale(target, int(spec.get("replicas", 1)), spec)
         return scaled if target is new else new
 
-    def _scale(self, rs: JsonObject, replicas: int) -> JsonObject:
+    def _scale(self, rs: JsonObject, replicas: int, spec: JsonObject) -> JsonObject:
+        """scaleReplicaSet: a ReplicaSet that is resized also records the Deployment's size."""
         if int(rs["spec"].get("replicas", 0)) == replicas:
             return rs
         new = copy_of(rs)
         new["spec"]["replicas"] = replicas
+        new["metadata"].setdefault("annotations", {}).update(_replicas_annotations(spec))
         return write_object(self.store, self.replicasets, new)
 
     def _rolling(self, deployment: JsonObject, new: JsonObject | None, old: list[JsonObject],
@@ -123,34 +133,38 @@ class DeploymentSync:
             new = self._create_replicaset(deployment, wanted_hash, target, revision)
             created = True
         else:
-            new = self._scale(new, new_replicaset_target(desired, surge, _counts(new), [*old_counts, _counts(new)]))
+            new = self._scale(new, new_replicaset_target(desired, surge, _counts(new), [*old_counts, _counts(new)]),
+                              spec)
         targets = old_replicaset_targets(desired, unavailable, _counts(new), old_counts)
         for rs in old:
             if rs["metadata"]["name"] in targets:
-                self._scale(rs, targets[rs["metadata"]["name"]])
+                self._scale(rs, targets[rs["metadata"]["name"]], spec)
         return new, created
 
     def _recreate(self, deployment: JsonObject, new: JsonObject | None, old: list[JsonObject],
                   wanted_hash: str) -> tuple[JsonObject | None, bool]:
         for rs in old:
-            self._scale(rs, 0)
+            self._scale(rs, 0, deployment["spec"])
         if any(self.store.owned_by(self.pods, rs["metadata"]["uid"]) for rs in old):
             return new, False  # Recreate waits until every old pod is gone, terminating ones included
         desired = int(deployment["spec"].get("replicas", 1))
         if new is None:
             revision = max([_revision(rs) for rs in old] + [0]) + 1
             return self._create_replicaset(deployment, wanted_hash, desired, revision), True
-        return self._scale(new, desired), False
+        return self._scale(new, desired, deployment["spec"]), False
 
-    def _sync_revision(self, deployment: JsonObject, new: JsonObject, old: list[JsonObject]) -> None:
-        """The new ReplicaSet carries the highest revision; the Deployment mirrors it (`rollout history`)."""
+    def _sync_new_replicaset(self, deployment: JsonObject, new: JsonObject, old: list[JsonObject]) -> None:
+        """The new ReplicaSet carries the highest revision and a copy of the Deployment's annotations (what
+        `rollout undo` restores); the Deployment mirrors the revision (`rollout history`)."""
         highest = max([_revision(rs) for rs in old] + [0])
-        revision = _revision(new)
-        if revision <= highest:
-            revision = highest + 1
+        current_annotations = new["metadata"].get("annotations") or {}
+        annotations = new_replicaset_annotations(deployment["metadata"].get("annotations") or {},
+                                                 current_annotations, highest + 1)
+        if annotations != current_annotations:
             updated = copy_of(new)
-            updated["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = str(revision)
-            write_object(self.store, self.replicasets, updated)
+            updated["metadata"]["annotations"] = annotations
+            new = write_object(self.store, self.replicasets, updated)
+        revision = _revision(new)
         current = self.store.find(self.deployments, self.namespace, self.name)
         if current is None:
             return

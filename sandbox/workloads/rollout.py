@@ -4,6 +4,9 @@ Sources of the rules (Kubernetes `pkg/controller/deployment/util`): percentages 
 replicas, maxSurge rounding up and maxUnavailable rounding down; when both resolve to 0, maxUnavailable
 becomes 1; the new ReplicaSet grows while the sum of all ReplicaSets' replicas stays within
 replicas + maxSurge; old ReplicaSets shrink while available pods stay at or above replicas - maxUnavailable.
+The annotations follow `SetNewReplicaSetAnnotations` / `copyDeploymentAnnotationsToReplicaSet` /
+`SetReplicasAnnotations`: the Deployment's annotations (except the skipped ones) are copied onto its new
+ReplicaSet, which is what `kubectl rollout undo` later writes back into the Deployment.
 """
 
 from __future__ import annotations
@@ -17,6 +20,18 @@ from typing import Any
 
 HASH_LABEL = "pod-template-hash"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY_ANNOTATION = "deployment.kubernetes.io/revision-history"
+DESIRED_REPLICAS_ANNOTATION = "deployment.kubernetes.io/desired-replicas"
+MAX_REPLICAS_ANNOTATION = "deployment.kubernetes.io/max-replicas"
+# Never copied from a Deployment to its ReplicaSets (and kept from the Deployment by `rollout undo`).
+SKIPPED_ANNOTATIONS = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION_ANNOTATION,
+    REVISION_HISTORY_ANNOTATION,
+    DESIRED_REPLICAS_ANNOTATION,
+    MAX_REPLICAS_ANNOTATION,
+    "deprecated.deployment.rollback.to",
+})
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -125,3 +140,30 @@ def old_replicaset_targets(desired: int, max_unavailable: int, new: ReplicaSetCo
         targets[rs.name] = replicas - count
         scaled += count
     return targets
+
+
+def _as_revision(value: str | None) -> int:
+    try:
+        return int(value or "0")
+    except ValueError:
+        return 0
+
+
+def new_replicaset_annotations(deployment: Mapping[str, str], current: Mapping[str, str], revision: int,
+                               ) -> dict[str, str]:
+    """The new ReplicaSet's annotations: the Deployment's copied over (added or overwritten, never removed),
+    the revision raised to `revision` if lower, and a replaced revision remembered in revision-history."""
+    result = dict(current)
+    result.update((k, v) for k, v in deployment.items() if k not in SKIPPED_ANNOTATIONS)
+    previous = current.get(REVISION_ANNOTATION)
+    if _as_revision(previous) < revision:
+        result[REVISION_ANNOTATION] = str(revision)
+        if previous is not None:  # an old ReplicaSet made new again (rollout undo): keep its earlier number
+            history = current.get(REVISION_HISTORY_ANNOTATION)
+            result[REVISION_HISTORY_ANNOTATION] = f"{history},{previous}" if history else previous
+    return result
+
+
+def replicas_annotations(desired: int, max_surge: int) -> dict[str, str]:
+    """What a ReplicaSet records of its Deployment's size whenever it is created or scaled."""
+    return {DESIRED_REPLICAS_ANNOTATION: str(desired), MAX_REPLICAS_ANNOTATION: str(desired + max_surge)}

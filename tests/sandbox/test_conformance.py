@@ -730,8 +730,6 @@ def test_discovery_documents(raw: Raw) -> None:
 def test_secret_string_data_is_folded_into_base64_data(sandbox: Any) -> None:
     import base64
 
-    from kubernetes import client
-
     core = client.CoreV1Api(sandbox.api_client())
     core.create_namespaced_secret("default", {"metadata": {"name": "s"}, "stringData": {"token": "abc"},
                                               "data": {"other": base64.b64encode(b"x").decode()}})

@@ -16,7 +16,7 @@ import yaml
 
 from sandbox.apiserver import SandboxThread
 
-from .helpers import deployment, unique
+from .helpers import deployment, unique, wait_for
 
 KUBECTL = shutil.which("kubectl")
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
@@ -213,3 +213,103 @@ def test_get_watch_prints_rows_as_the_deployment_becomes_ready(sb: SandboxThread
         process.wait()
     assert rows[0][:4] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE"]
     assert rows[-1][:2] == ["web", "2/2"] and all(len(r) == len(rows[0]) for r in rows)
+
+
+def live_deployment(kubectl: Kubectl, name: str = "web") -> dict[str, Any]:
+    return dict(json.loads(kubectl("get", "deploy", name, "-o", "json").stdout))
+
+
+def replicasets_by_revision(kubectl: Kubectl) -> dict[str, dict[str, Any]]:
+    items = json.loads(kubectl("get", "rs", "-o", "json").stdout)["items"]
+    return {rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: rs for rs in items}
+
+
+def image_of(obj: dict[str, Any]) -> str:
+    return str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def roll_out(kubectl: Kubectl, image: str, **annotations: str) -> None:
+    """A new template, then annotations written while its ReplicaSet is the Deployment's new one."""
+    kubectl("set", "image", "deploy/web", f"app={image}")
+    if annotations:
+        kubectl("annotate", "deploy", "web", "--overwrite", *(f"{k}={v}" for k, v in annotations.items()))
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+
+
+def test_replicasets_carry_the_deployments_annotations_except_the_skipped_ones(kubectl: Kubectl) -> None:
+    body = deployment("web", replicas=2)
+    body["metadata"]["annotations"] = {"weir.dev/enabled": "true", "deployment.kubernetes.io/max-replicas": "99"}
+    kubectl("apply", "-f", "-", stdin=manifest(body))
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    kubectl("annotate", "deploy", "web", "weir.dev/state=settled")  # copied onto the current ReplicaSet too
+    [rs] = wait_for(lambda: [r for r in replicasets_by_revision(kubectl).values()
+                             if r["metadata"]["annotations"].get("weir.dev/state") == "settled"], 10, "copied")
+    annotations = rs["metadata"]["annotations"]
+    assert annotations["weir.dev/enabled"] == "true"
+    assert annotations["deployment.kubernetes.io/revision"] == "1"
+    assert annotations["deployment.kubernetes.io/desired-replicas"] == "2"
+    assert annotations["deployment.kubernetes.io/max-replicas"] == "3"  # 2 + 25% surge rounded up, not copied
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in annotations
+
+
+def test_rollout_undo_restores_the_template_and_the_annotations_its_replicaset_carried(kubectl: Kubectl) -> None:
+    body = deployment("web", replicas=1)
+    body["metadata"]["annotations"] = {"weir.dev/enabled": "true", "weir.dev/state": "first"}
+    kubectl("apply", "-f", "-", stdin=manifest(body))
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    kubectl("annotate", "deploy", "web", "--overwrite", "weir.dev/state=first-settled")
+    roll_out(kubectl, "example/app:2", **{"weir.dev/state": "second", "weir.dev/later": "yes"})
+    applied = live_deployment(kubectl)["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+
+    kubectl("rollout", "undo", "deploy/web")
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    live = live_deployment(kubectl)
+    assert image_of(live) == "example/app:1"
+    annotations = live["metadata"]["annotations"]
+    assert annotations["weir.dev/state"] == "first-settled"  # what revision 1's ReplicaSet last carried
+    assert annotations["weir.dev/enabled"] == "true"
+    assert "weir.dev/later" not in annotations  # written after revision 1 stopped being the new ReplicaSet
+    assert annotations["kubectl.kubernetes.io/last-applied-configuration"] == applied  # kept from the Deployment
+    assert annotations["deployment.kubernetes.io/revision"] == "3"
+    undone = replicasets_by_revision(kubectl)["3"]
+    assert image_of(undone) == "example/app:1"
+    assert undone["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
+
+
+def test_rollout_undo_to_revision_restores_that_revisions_annotations(kubectl: Kubectl) -> None:
+    body = deployment("web", replicas=1)
+    body["metadata"]["annotations"] = {"weir.dev/state": "one"}
+    kubectl("apply", "-f", "-", stdin=manifest(body))
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    roll_out(kubectl, "example/app:2", **{"weir.dev/state": "two"})
+    roll_out(kubectl, "example/app:3", **{"weir.dev/state": "three"})
+    kubectl("rollout", "undo", "deploy/web", "--to-revision", "2")
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    live = live_deployment(kubectl)
+    assert image_of(live) == "example/app:2" and live["metadata"]["annotations"]["weir.dev/state"] == "two"
+    missing = kubectl("rollout", "undo", "deploy/web", "--to-revision", "7", check=False)
+    assert missing.returncode != 0 and "revision" in missing.stderr
+
+
+def test_pause_holds_the_template_but_not_the_size_and_resume_rolls_out(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", "-", stdin=manifest(deployment("web", replicas=1)))
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    kubectl("rollout", "pause", "deploy/web")
+    assert live_deployment(kubectl)["spec"]["paused"] is True
+    kubectl("set", "image", "deploy/web", "app=example/app:2")
+    kubectl("scale", "deploy/web", "--replicas", "3")
+
+    def scaled_on_the_old_template() -> bool:
+        sets = list(replicasets_by_revision(kubectl).values())
+        return len(sets) == 1 and image_of(sets[0]) == "example/app:1" and \
+            (sets[0].get("status") or {}).get("readyReplicas") == 3
+    wait_for(scaled_on_the_old_template, 20, "3 ready pods of the paused template")
+    assert set(replicasets_by_revision(kubectl)) == {"1"}  # still no ReplicaSet for the new template
+
+    kubectl("rollout", "resume", "deploy/web")
+    assert not live_deployment(kubectl)["spec"].get("paused")
+    kubectl("rollout", "status", "deploy/web", "--timeout=20s")
+    live = live_deployment(kubectl)
+    assert live["status"]["updatedReplicas"] == 3 and live["status"]["availableReplicas"] == 3
+    newest = replicasets_by_revision(kubectl)["2"]
+    assert image_of(newest) == "example/app:2" and newest["spec"]["replicas"] == 3

@@ -15,6 +15,7 @@ from sandbox.runtime import PodStatusReport, ReportSink
 from sandbox.workloads.rollout import (
     ReplicaSetCounts,
     fenceposts,
+    new_replicaset_annotations,
     new_replicaset_target,
     old_replicaset_targets,
     template_hash,
@@ -375,3 +376,17 @@ def test_runtime_reports_become_pod_status_and_stop_gets_the_grace_period() -> N
         wait_for(lambda: runtimes[0].stopped, what="the runtime to be asked to stop")
         assert runtimes[0].stopped[0] == ("default", pod.metadata.name, 7.0)
         api_client.close()
+
+
+def test_new_replicaset_annotations_copy_but_never_remove_and_remember_a_replaced_revision() -> None:
+    deployment_annotations = {"weir.dev/state": "new", "deployment.kubernetes.io/revision": "9",
+                              "kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    current = {"weir.dev/state": "old", "gone-from-the-deployment": "kept",
+               "deployment.kubernetes.io/revision": "1", "deployment.kubernetes.io/desired-replicas": "2"}
+    assert new_replicaset_annotations(deployment_annotations, current, 3) == {
+        "weir.dev/state": "new", "gone-from-the-deployment": "kept", "deployment.kubernetes.io/revision": "3",
+        "deployment.kubernetes.io/revision-history": "1", "deployment.kubernetes.io/desired-replicas": "2"}
+    again = {**current, "deployment.kubernetes.io/revision": "3", "deployment.kubernetes.io/revision-history": "1"}
+    assert new_replicaset_annotations({}, again, 5)["deployment.kubernetes.io/revision-history"] == "1,3"
+    assert new_replicaset_annotations({}, again, 2) == again  # a revision is never lowered
+    assert new_replicaset_annotations({"a": "b"}, {}, 1) == {"a": "b", "deployment.kubernetes.io/revision": "1"}
