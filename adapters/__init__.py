@@ -1,53 +1,44 @@
-"""Traffic routers: one protocol (`adapters.base.Router`), one module per provider, and a factory.
+"""Traffic routers: one protocol (`adapters.base.Router`), one module per provider.
+
+This package's surface is pure (no kubernetes import), so that the state machine can use its values;
+the routers themselves come from `adapters.factory`:
 
 router = make_router(spec.router or detect_router(api, namespace, name), api)
 router.check(route); router.ensure(route); router.set(route, Routing(canary_weight=10))
+match router.read(route):
+    case Observed(routing): ...   # where traffic goes, read back
+    case Missing(what): ...       # `what` is gone: ensure() re-creates it
+    case Unreadable(reason): ...  # could not look: traffic may be anywhere
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from kubernetes.client import ApiClient
-
-from adapters.base import Match, OwnerRef, Route, Router, RouterError, Routing
-from adapters.detection import detect_router
-from adapters.gateway import GatewayRouter
-from adapters.istio import IstioRouter
-from adapters.nginx import NginxRouter
+from adapters.base import (
+    Match,
+    Missing,
+    Observed,
+    OwnerRef,
+    Route,
+    Router,
+    RouteRead,
+    RouterError,
+    Routing,
+    RoutingNotApplied,
+    Unreadable,
+)
 from adapters.routing import canonical
-from adapters.service import ServiceRouter
-
-ROUTERS: dict[str, Callable[[ApiClient], Router]] = {
-    "service": ServiceRouter,
-    "nginx": NginxRouter,
-    "gateway": GatewayRouter,
-    "istio": IstioRouter,
-}
-
-
-def make_router(kind: str, api: ApiClient) -> Router:
-    """The router called `kind` (a `router:` value of weir.dev/rollout), talking to `api`."""
-    try:
-        factory = ROUTERS[kind]
-    except KeyError:
-        raise RouterError(
-            "router",
-            f"unknown or unavailable router {kind!r}",
-            f"use one of: {', '.join(sorted(ROUTERS))} (or leave `router:` out to detect it)",
-        ) from None
-    return factory(api)
-
 
 __all__ = [
-    "ROUTERS",
     "Match",
+    "Missing",
+    "Observed",
     "OwnerRef",
     "Route",
+    "RouteRead",
     "Router",
     "RouterError",
     "Routing",
+    "RoutingNotApplied",
+    "Unreadable",
     "canonical",
-    "detect_router",
-    "make_router",
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client import ApiClient
@@ -98,6 +99,45 @@ def release_apex(apex: Obj) -> Obj | None:
     return apex
 
 
+def labels_text(selector: Mapping[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+
+
+def service_what(name: str) -> str:
+    """How a read reports (and ensure re-creates) an absent Service."""
+    return f"Service {name}"
+
+
+def backend_selector_what(name: str, selector: Mapping[str, str]) -> str:
+    return f"selector {labels_text(selector)} of Service {name}"
+
+
+def apex_what(route: Route) -> str:
+    return f"Service {route.name} selecting the pods of {route.primary_service} or {route.canary_service}"
+
+
+def selector_of(service: Mapping[str, Any]) -> dict[str, str]:
+    return dict((service.get("spec") or {}).get("selector") or {})
+
+
+def apex_in_place(apex: Mapping[str, Any], route: Route) -> bool:
+    """Taken over by Weir (it remembers the user's selector) and selecting one of the two arms."""
+    annotations = (apex.get("metadata") or {}).get("annotations") or {}
+    arms = (dict(route.primary_selector), dict(route.canary_selector))
+    return ORIGINAL_SELECTOR in annotations and selector_of(apex) in arms
+
+
+@dataclass(frozen=True)
+class ServicesSeen:
+    """The three Services of one route as read now."""
+
+    missing: tuple[str, ...]  # what is absent or mis-pointed, in the words of `Missing.what`
+    apex_selector: dict[str, str]  # {} when there is no apex
+
+    def apex_on(self, selector: tuple[tuple[str, str], ...]) -> bool:
+        return not self.missing and self.apex_selector == dict(selector)
+
+
 def sync_backend(existing: Obj, wanted: Obj, route: Route) -> Obj:
     """Bring a Service Weir owns back to `wanted`, keeping server-set fields (clusterIP, ...)."""
     claim(existing, route)
@@ -137,29 +177,56 @@ class Backends:
         deployment = self._deployments.get(route.namespace, route.owner.name)
         return ports_from_deployment(deployment) if deployment else []
 
-    def ensure(self, route: Route) -> None:
+    def look(self, route: Route) -> ServicesSeen:
+        """Both backend Services exist and select their arm, and the apex exists, is taken over and
+        selects one of the arms; each that is not so is named. API errors propagate."""
+        missing = []
+        for name, selector in self._arms(route):
+            service = self._services.get(route.namespace, name)
+            if service is None:
+                missing.append(service_what(name))
+            elif selector_of(service) != dict(selector):
+                missing.append(backend_selector_what(name, dict(selector)))
+        apex = self._services.get(route.namespace, route.name)
+        if apex is None:
+            missing.append(service_what(route.name))
+        elif not apex_in_place(apex, route):
+            missing.append(apex_what(route))
+        return ServicesSeen(tuple(missing), selector_of(apex) if apex else {})
+
+    @staticmethod
+    def _arms(route: Route) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+        return (route.primary_service, route.primary_selector), (route.canary_service, route.canary_selector)
+
+    def ensure(self, route: Route) -> list[str]:
         """Create or repair both backend Services, then take the apex over (the step that moves
-        traffic comes last, once its targets exist)."""
+        traffic comes last, once its targets exist). Returns what was (re)created or repaired, as
+        `look` names it."""
         self.check(route)
         apex = self._services.get(route.namespace, route.name)
         ports = service_ports(apex["spec"].get("ports") or []) if apex else self._ports_for_new_apex(route)
-        arms = (
-            (route.primary_service, route.primary_selector),
-            (route.canary_service, route.canary_selector),
-        )
-        for name, selector in arms:
+        repaired = []
+        for name, selector in self._arms(route):
             wanted = backend_service(route, name, dict(selector), ports)
-            self._create_or_sync(route, wanted)
+            repaired += self._create_or_sync(route, wanted)
         if apex is None:
             self._services.create(route.namespace, new_apex_service(route, ports))
+            repaired.append(service_what(route.name))
         else:
+            if not apex_in_place(apex, route):
+                repaired.append(apex_what(route))
             self._services.update(route.namespace, route.name, lambda old: take_over_apex(old, route))
+        return repaired
 
-    def _create_or_sync(self, route: Route, wanted: Obj) -> None:
+    def _create_or_sync(self, route: Route, wanted: Obj) -> list[str]:
         name = wanted["metadata"]["name"]
-        synced = self._services.update(route.namespace, name, lambda existing: sync_backend(existing, wanted, route))
-        if synced is None:
+        existing = self._services.get(route.namespace, name)
+        if existing is None:
             self._services.create(route.namespace, wanted)
+            return [service_what(name)]
+        self._services.update(route.namespace, name, lambda current: sync_backend(current, wanted, route))
+        selector = wanted["spec"]["selector"]
+        return [] if selector_of(existing) == selector else [backend_selector_what(name, selector)]
 
     def point_apex(self, route: Route, selector: Mapping[str, str]) -> None:
         """Send all of the apex's traffic to the pods `selector` picks, in one write."""
@@ -175,15 +242,6 @@ class Backends:
                 f"recreate Service {route.name} (or let Weir re-run its setup) before changing traffic",
             )
 
-    def apex_on_canary(self, route: Route) -> bool:
-        """Whether an apex Weir took over selects the canary's pods: with a router that splits
-        traffic in front of the apex, that means everything not split off reaches the canary too,
-        e.g. after a user re-applied their Service manifest."""
-        apex = self._services.get(route.namespace, route.name)
-        if apex is None or ORIGINAL_SELECTOR not in ((apex.get("metadata") or {}).get("annotations") or {}):
-            return False
-        return bool((apex.get("spec") or {}).get("selector") == dict(route.canary_selector))
-
     def hold_apex_on_primary(self, route: Route) -> None:
         """For routers that split traffic in front of the apex: the apex serves the primary only."""
 
@@ -197,6 +255,7 @@ class Backends:
         self._services.update(route.namespace, route.name, on_primary)
 
     def apex_selector(self, route: Route) -> dict[str, str] | None:
+        # Only canary.reconciler's own backend check uses this; it goes once that reads Router.read.
         apex = self._services.get(route.namespace, route.name)
         return None if apex is None else dict((apex.get("spec") or {}).get("selector") or {})
 

@@ -61,6 +61,35 @@ class Routing:
     matches: tuple[Match, ...] = ()
 
 
+@dataclass(frozen=True)
+class Observed:
+    """The router's objects are all in place and route as `routing` says (canonical form)."""
+
+    routing: Routing
+
+
+@dataclass(frozen=True)
+class Missing:
+    """An object the routing depends on is absent (or no longer shaped as the router left it), so
+    nobody can say where traffic goes until `ensure` re-creates it. `what` names it for people, e.g.
+    "Ingress web-canary" or "Service web-primary"."""
+
+    what: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """The router could not look (API error, connection refused, timeout): traffic may go anywhere,
+    including where it was. `reason` is the error, short."""
+
+    reason: str
+
+
+# What a router read back. Only an `Observed` read says where traffic goes: the caller must never
+# treat the other two as "all traffic on primary".
+RouteRead = Observed | Missing | Unreadable
+
+
 class RouterError(Exception):
     """The router cannot do what was asked (missing object, unsupported feature); says which and why."""
 
@@ -69,6 +98,10 @@ class RouterError(Exception):
         self.field = field
         self.message = message
         self.fix = fix
+
+
+class RoutingNotApplied(RouterError):
+    """`set` wrote, but the routing read back is not the routing asked for (or could not be read)."""
 
 
 class Router(Protocol):
@@ -81,14 +114,20 @@ class Router(Protocol):
     def supports(self, routing: Routing) -> bool:
         """Whether this router can express `routing` (e.g. the Service router has no partial weights)."""
 
-    def ensure(self, route: Route) -> None:
-        """Create what this router owns for `route`, with all traffic on primary. Idempotent."""
+    def ensure(self, route: Route) -> list[str]:
+        """Create or repair everything this router relies on for `route` (the backend Services, the
+        apex take-over, its own canary Ingress / route rule). If anything had to be (re)created or
+        repaired, all traffic goes to the primary. Idempotent. Returns what it had to (re)create or
+        repair, in the words of `Missing.what`; [] when everything was in place."""
 
     def set(self, route: Route, routing: Routing) -> None:
-        """Make the data plane route as `routing` says. Idempotent."""
+        """Make the data plane route as `routing` says, then read it back: RoutingNotApplied unless
+        `read` is `Observed(canonical(routing))`. RouterError if an object it needs is missing (call
+        `ensure`). Writes nothing when the routing is already in place."""
 
-    def read(self, route: Route) -> Routing:
-        """What the data plane is configured to do right now (read back, not remembered)."""
+    def read(self, route: Route) -> RouteRead:
+        """What the data plane is configured to do right now (read back, not remembered). Never raises
+        for API errors: those are `Unreadable`."""
 
     def finalize(self, route: Route) -> None:
         """Hand the apex back to the user's own pods (its original selector) and remove everything this

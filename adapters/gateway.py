@@ -10,6 +10,7 @@ from adapters.split import RouteEdits, SplitRouter
 
 EDITS = RouteEdits(
     kind="HTTPRoute",
+    part="rule",
     references=lambda obj, route: httproute.references_service(obj, route.name),
     shares=lambda obj, route: httproute.shares_backends(obj, route.name),
     routed=lambda obj, route, routing: httproute.routed(

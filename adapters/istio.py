@@ -16,6 +16,7 @@ def names(route: Route) -> virtualservice.Names:
 
 EDITS = RouteEdits(
     kind="VirtualService",
+    part="http route",
     references=lambda obj, route: virtualservice.references_service(obj, route.name, route.namespace),
     shares=lambda obj, route: virtualservice.shares_destinations(obj, names(route)),
     routed=lambda obj, route, routing: virtualservice.routed(obj, names(route), routing),

@@ -21,6 +21,10 @@ Obj = dict[str, Any]
 # someone else is rewriting the object in a loop, which the caller should hear about.
 CONFLICT_ATTEMPTS = 5
 
+# Every request gives up after this long: a hung API server must make a read `Unreadable` (and a
+# reconcile fail), not block the controller forever.
+REQUEST_TIMEOUT_SECONDS = 15.0
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -34,6 +38,7 @@ class Resource:
     typed_client: Callable[[ApiClient], Any] | None = None  # e.g. CoreV1Api
 
     def _call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT_SECONDS)
         if self.typed and self.typed_client is not None:
             client = self.typed_client(self.api)
             method: Callable[..., Any] = getattr(client, f"{verb}_namespaced_{self.typed}")

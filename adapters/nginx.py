@@ -13,9 +13,10 @@ from kubernetes.client import ApiClient
 
 from adapters import nginx_ingress as rendering
 from adapters.backends import Backends
-from adapters.base import Route, RouterError, Routing
+from adapters.base import Missing, Observed, Route, RouteRead, RouterError, Routing
 from adapters.kube import Obj, ingresses
 from adapters.ownership import RELEASE_OF_LABEL, is_managed, refuse_foreign
+from adapters.readback import read_safely, set_verified
 
 FOUND_TTL_SECONDS = 30.0
 
@@ -23,10 +24,17 @@ FOUND_TTL_SECONDS = 30.0
 def find_ingress(candidates: list[Obj], service: str) -> str | None:
     """The first Ingress (by name) that routes to `service` and is not itself a canary."""
     for ingress in sorted(candidates, key=lambda item: item["metadata"]["name"]):
-        annotations = ingress["metadata"].get("annotations") or {}
-        if annotations.get(rendering.CANARY) != "true" and rendering.routes_to_service(ingress, service):
+        if not rendering.is_canary(ingress) and rendering.routes_to_service(ingress, service):
             return str(ingress["metadata"]["name"])
     return None
+
+
+def ingress_what(name: str) -> str:
+    return f"Ingress {name}"
+
+
+def marking_what(canary_name: str) -> str:
+    return f"annotation {rendering.CANARY}=true on Ingress {canary_name}"
 
 
 class NginxRouter:
@@ -93,19 +101,33 @@ class NginxRouter:
     def supports(self, routing: Routing) -> bool:
         return rendering.unsupported_reason(routing) is None
 
-    def ensure(self, route: Route) -> None:
+    def ensure(self, route: Route) -> list[str]:
+        """Backends, then the canary Ingress: created at weight 0, or brought back in line with the
+        user's Ingress. If anything had to be (re)created or repaired, all traffic goes to the primary."""
         self.check(route)
-        self._backends.ensure(route)
+        repaired = self._backends.ensure(route)
         user = self._user_ingress(route)
         canary_name = rendering.canary_ingress_name(user["metadata"]["name"])
-        if self._ingresses.get(route.namespace, canary_name) is None:
+        existing = self._ingresses.get(route.namespace, canary_name)
+        if existing is None:
             self._ingresses.create(route.namespace, rendering.canary_ingress(user, route))
-        else:
-            self._ingresses.update(
-                route.namespace,
-                canary_name,
-                lambda existing: rendering.sync_canary_ingress(existing, user, route),
-            )
+            repaired.append(ingress_what(canary_name))
+        elif not rendering.is_canary(existing):
+            repaired.append(marking_what(canary_name))
+        if existing is not None:
+            reset = bool(repaired)
+
+            def synced(current: Obj) -> Obj:
+                current = rendering.sync_canary_ingress(current, user, route)
+                if reset:
+                    annotations = current["metadata"]["annotations"]
+                    current["metadata"]["annotations"] = rendering.with_routing(annotations, Routing())
+                return current
+
+            self._ingresses.update(route.namespace, canary_name, synced)
+        if repaired:
+            self._backends.hold_apex_on_primary(route)
+        return repaired
 
     def _canary_name(self, route: Route) -> str:
         return rendering.canary_ingress_name(self._ingress_name(route, fresh=False))
@@ -115,29 +137,51 @@ class NginxRouter:
         if reason is not None:
             raise RouterError("router", f"router nginx cannot route this: {reason}", "change the stage's matches")
 
-        canary_name = self._canary_name(route)
-        self._backends.hold_apex_on_primary(route)
+        def write(wanted: Routing) -> None:
+            canary_name = self._canary_name(route)
+            self._backends.hold_apex_on_primary(route)
 
-        def route_as_asked(ingress: Obj) -> Obj:
-            refuse_foreign(ingress, "ingress", "Ingress", canary_name)
-            metadata = ingress["metadata"]
-            metadata["annotations"] = rendering.with_routing(metadata.get("annotations") or {}, routing)
-            return ingress
+            def route_as_asked(ingress: Obj) -> Obj:
+                refuse_foreign(ingress, "ingress", "Ingress", canary_name)
+                metadata = ingress["metadata"]
+                metadata["annotations"] = rendering.with_routing(metadata.get("annotations") or {}, wanted)
+                return ingress
 
-        if self._ingresses.update(route.namespace, canary_name, route_as_asked) is None:
-            raise RouterError(
-                "ingress",
-                f"the canary Ingress {canary_name} does not exist",
-                "let Weir re-run its setup (ensure) before changing traffic",
-            )
+            if self._ingresses.update(route.namespace, canary_name, route_as_asked) is None:
+                raise RouterError(
+                    "ingress",
+                    f"the canary Ingress {canary_name} does not exist",
+                    "let Weir re-run its setup (ensure) before changing traffic",
+                )
 
-    def read(self, route: Route) -> Routing:
-        if self._backends.apex_on_canary(route):
-            return Routing(canary_weight=100)  # the user's Ingress reaches the canary through the apex
-        canary = self._ingresses.get(route.namespace, self._canary_name(route))
+        set_verified(self.name, lambda: self.read(route), write, routing)
+
+    def read(self, route: Route) -> RouteRead:
+        """Missing unless the backend Services, the taken-over apex, the user's Ingress and the canary
+        Ingress (marked as a canary) are all in place. An apex on the canary's pods reads as weight
+        100: the user's Ingress reaches the canary through it. Otherwise the canary Ingress's
+        annotations say it."""
+        return read_safely(lambda: self._look(route))
+
+    def _look(self, route: Route) -> RouteRead:
+        seen = self._backends.look(route)
+        if seen.missing:
+            return Missing(seen.missing[0])
+        try:
+            user_name = self._ingress_name(route, fresh=False)
+        except RouterError:
+            return Missing(f"Ingress routing to Service {route.name}")
+        if self._ingresses.get(route.namespace, user_name) is None:
+            return Missing(ingress_what(user_name))
+        canary_name = rendering.canary_ingress_name(user_name)
+        canary = self._ingresses.get(route.namespace, canary_name)
         if canary is None:
-            return Routing()
-        return rendering.parse_routing(canary["metadata"].get("annotations") or {})
+            return Missing(ingress_what(canary_name))
+        if not rendering.is_canary(canary):
+            return Missing(marking_what(canary_name))
+        if seen.apex_on(route.canary_selector):
+            return Observed(Routing(canary_weight=100))
+        return Observed(rendering.parse_routing(canary["metadata"].get("annotations") or {}))
 
     def finalize(self, route: Route) -> None:
         """Delete the canary Ingress (all traffic then follows the user's Ingress to the apex), then

@@ -54,6 +54,12 @@ def _custom_cookie(match: Match) -> bool:
     return bool(match.cookie) and match.value not in (None, ALWAYS)
 
 
+def is_canary(ingress: Mapping[str, Any]) -> bool:
+    """Whether ingress-nginx treats `ingress` as a canary (the alternative backend), not a main Ingress."""
+    annotations = (ingress.get("metadata") or {}).get("annotations") or {}
+    return bool(annotations.get(CANARY) == "true")
+
+
 def canary_ingress_name(ingress: str) -> str:
     return f"{ingress}-canary"
 
@@ -121,8 +127,7 @@ def competing_canary(ingresses: list[Obj], own_name: str, spec: Mapping[str, Any
     """Another canary Ingress on one of `spec`'s hosts and paths: ingress-nginx applies only one."""
     wanted = host_paths(spec)
     for ingress in sorted(ingresses, key=lambda item: item["metadata"]["name"]):
-        annotations = ingress["metadata"].get("annotations") or {}
-        if ingress["metadata"]["name"] == own_name or annotations.get(CANARY) != "true":
+        if ingress["metadata"]["name"] == own_name or not is_canary(ingress):
             continue
         if wanted & host_paths(ingress.get("spec") or {}):
             return str(ingress["metadata"]["name"])

@@ -10,7 +10,8 @@ from __future__ import annotations
 from kubernetes.client import ApiClient
 
 from adapters.backends import Backends
-from adapters.base import Route, RouterError, Routing
+from adapters.base import Missing, Observed, Route, RouteRead, RouterError, Routing
+from adapters.readback import read_safely, set_verified
 
 
 class ServiceRouter:
@@ -25,8 +26,11 @@ class ServiceRouter:
     def supports(self, routing: Routing) -> bool:
         return routing.canary_weight in (0, 100) and not routing.matches
 
-    def ensure(self, route: Route) -> None:
-        self._backends.ensure(route)
+    def ensure(self, route: Route) -> list[str]:
+        repaired = self._backends.ensure(route)
+        if repaired:  # whatever the apex selected before, nothing vouches for the canary now
+            self._backends.point_apex(route, dict(route.primary_selector))
+        return repaired
 
     def set(self, route: Route, routing: Routing) -> None:
         if not self.supports(routing):
@@ -38,27 +42,23 @@ class ServiceRouter:
                 "use router nginx, gateway or istio for partial weights and matches, or a blue-green "
                 "ladder (`canary: {weights: [100]}`)",
             )
-        arm = route.canary_selector if routing.canary_weight == 100 else route.primary_selector
-        self._backends.point_apex(route, dict(arm))
 
-    def read(self, route: Route) -> Routing:
-        selector = self._backends.apex_selector(route)
-        if selector is None:
-            raise RouterError(
-                "service",
-                f"Service {route.name} does not exist, so no traffic reaches either side",
-                f"recreate Service {route.name} (or let Weir re-run its setup)",
-            )
-        if selector == dict(route.canary_selector):
-            return Routing(canary_weight=100)
-        if selector == dict(route.primary_selector):
-            return Routing(canary_weight=0)
-        raise RouterError(
-            "service",
-            f"Service {route.name} selects {selector}, which is neither the primary's pods "
-            f"{dict(route.primary_selector)} nor the canary's {dict(route.canary_selector)}",
-            f"let Weir re-run its setup (it repairs the selector), or restore Service {route.name}",
-        )
+        def write(wanted: Routing) -> None:
+            arm = route.canary_selector if wanted.canary_weight == 100 else route.primary_selector
+            self._backends.point_apex(route, dict(arm))
+
+        set_verified(self.name, lambda: self.read(route), write, routing)
+
+    def read(self, route: Route) -> RouteRead:
+        """Missing unless both backend Services and the taken-over apex are in place; then the apex's
+        selector says it: the canary's pods are weight 100, the primary's weight 0."""
+        return read_safely(lambda: self._look(route))
+
+    def _look(self, route: Route) -> RouteRead:
+        seen = self._backends.look(route)
+        if seen.missing:
+            return Missing(seen.missing[0])
+        return Observed(Routing(canary_weight=100 if seen.apex_on(route.canary_selector) else 0))
 
     def finalize(self, route: Route) -> None:
         """Restore the apex's own selector and delete the Services Weir created. The caller makes sure

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from kubernetes.client import ApiClient
 
 from adapters.backends import Backends
-from adapters.base import Route, RouterError, Routing
+from adapters.base import Missing, Observed, Route, RouteRead, RouterError, Routing
 from adapters.kube import Obj, Resource
+from adapters.readback import read_safely, set_verified
 
 
 @dataclass(frozen=True)
 class RouteEdits:
     kind: str  # "HTTPRoute" / "VirtualService", for messages
+    part: str  # what Weir splits in it: "rule" / "http route", for messages
     references: Callable[[Obj, Route], bool]  # the object sends traffic to the apex Service
     shares: Callable[[Obj, Route], bool]  # ... in a rule that also sends to other backends
     routed: Callable[[Obj, Route, Routing], Obj]
@@ -94,39 +96,76 @@ class SplitRouter:
     def supports(self, routing: Routing) -> bool:
         return unsupported_reason(routing) is None
 
-    def ensure(self, route: Route) -> None:
+    def split_what(self, route: Route, name: str) -> str:
+        """How a read reports (and ensure restores) the apex backend split into primary and canary."""
+        return f"{self._edits.kind} {name} {self._edits.part} splitting {route.primary_service}/{route.canary_service}"
+
+    def ensure(self, route: Route) -> list[str]:
         """Backends first, then split the apex backend at weight 0 unless it is split already (a
-        restarted controller must not move traffic back)."""
+        restarted controller must not move traffic back). If anything had to be (re)created or
+        repaired, all traffic goes to the primary."""
         self.check(route)
-        self._backends.ensure(route)
+        repaired = self._backends.ensure(route)
+        name = self._name(route)
+        split_now = False
 
         def split_once(current: Obj) -> Obj | None:
-            if self._edits.is_split(current, route):
+            nonlocal split_now
+            split_now = not self._edits.is_split(current, route)
+            if not split_now and not repaired:
                 return None
             return self._edits.routed(current, route, Routing())
 
-        self._objects.update(route.namespace, self._name(route), split_once)
+        self._objects.update(route.namespace, name, split_once)
+        if split_now:
+            repaired.append(self.split_what(route, name))
+        if repaired:
+            self._backends.hold_apex_on_primary(route)
+        return repaired
 
     def set(self, route: Route, routing: Routing) -> None:
         reason = unsupported_reason(routing)
         if reason is not None:
             raise RouterError("router", f"router {self.name} cannot route this: {reason}", "change the stage's matches")
-        name = self._name(route)
-        self._backends.hold_apex_on_primary(route)
-        if (
-            self._objects.update(route.namespace, name, lambda current: self._edits.routed(current, route, routing))
-            is None
-        ):
-            raise RouterError(
-                "route",
-                f"{self._edits.kind} {route.namespace}/{name} does not exist",
-                f"create it with a backend on Service {route.name}, or name the right one in `route:`",
-            )
 
-    def read(self, route: Route) -> Routing:
-        if self._backends.apex_on_canary(route):
-            return Routing(canary_weight=100)  # in-cluster clients of the apex reach the canary
-        return self._edits.parse(self._current(route), route)
+        def write(wanted: Routing) -> None:
+            name = self._name(route)
+            self._backends.hold_apex_on_primary(route)
+            if (
+                self._objects.update(route.namespace, name, lambda current: self._edits.routed(current, route, wanted))
+                is None
+            ):
+                raise RouterError(
+                    "route",
+                    f"{self._edits.kind} {route.namespace}/{name} does not exist",
+                    f"create it with a backend on Service {route.name}, or name the right one in `route:`",
+                )
+
+        set_verified(self.name, lambda: self.read(route), write, routing)
+
+    def read(self, route: Route) -> RouteRead:
+        """Missing unless the backend Services, the taken-over apex and the user's object with Weir's
+        split of the apex backend are all in place. An apex on the canary's pods reads as weight 100
+        (in-cluster clients of the apex reach the canary); otherwise the object's weights and
+        canary-only rules say it."""
+        return read_safely(lambda: self._look(route))
+
+    def _look(self, route: Route) -> RouteRead:
+        seen = self._backends.look(route)
+        if seen.missing:
+            return Missing(seen.missing[0])
+        try:
+            name = self._name(route)
+        except RouterError:
+            return Missing(f"{self._edits.kind} routing to Service {route.name}")
+        current = self._objects.get(route.namespace, name)
+        if current is None:
+            return Missing(f"{self._edits.kind} {name}")
+        if not self._edits.is_split(current, route):
+            return Missing(self.split_what(route, name))
+        if seen.apex_on(route.canary_selector):
+            return Observed(Routing(canary_weight=100))
+        return Observed(self._edits.parse(current, route))
 
     def finalize(self, route: Route) -> None:
         """Put the apex backend back in the user's object, then hand the apex Service back."""

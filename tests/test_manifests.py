@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from adapters import detect_router
+from adapters.factory import detect_router
 from adapters.kube import deployments, ingresses
 from adapters.nginx_ingress import routes_to_service
 from sandbox.apiserver import SandboxThread

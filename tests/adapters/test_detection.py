@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from adapters import detect_router, make_router
 from adapters import gateway_httproute as gw
 from adapters import istio_virtualservice as vs
+from adapters.factory import detect_router, make_router
 from adapters.kube import custom, ingresses, services
 from tests.adapters.conftest import Cluster
 from tests.adapters.crds import install_httproutes, install_virtualservices

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from kubernetes.client import ApiClient, Configuration
 
-from adapters import Match, RouterError, Routing, canonical, make_router, ownership
+from adapters import Match, RouterError, Routing, canonical, ownership
+from adapters.factory import make_router
 from adapters.nginx import NginxRouter
 from adapters.service import ServiceRouter
 from canary import annotations as contract

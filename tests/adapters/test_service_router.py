@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from adapters import RouterError, Routing, make_router
+from adapters import Missing, Observed, RouterError, Routing
 from adapters.backends import ORIGINAL_SELECTOR
+from adapters.factory import make_router
 from adapters.kube import deployments, services
 from tests.adapters.conftest import Cluster
 from tests.adapters.routes import apex_service
@@ -63,15 +64,15 @@ def test_set_switches_all_traffic_in_one_selector_write_and_reads_it_back(cluste
     services(api).create(ns, apex_service())
     router = make_router("service", api)
     router.ensure(route)
-    assert router.read(route) == Routing(canary_weight=0)
+    assert router.read(route) == Observed(Routing(canary_weight=0))
 
     router.set(route, Routing(canary_weight=100))
 
     apex = service(api, ns, "web")
     assert apex is not None and apex["spec"]["selector"] == {"app": "web"}
-    assert router.read(route) == Routing(canary_weight=100)
+    assert router.read(route) == Observed(Routing(canary_weight=100))
     router.set(route, Routing(canary_weight=0))
-    assert router.read(route) == Routing(canary_weight=0)
+    assert router.read(route) == Observed(Routing(canary_weight=0))
 
 
 def test_setting_the_current_routing_again_writes_nothing(cluster: Cluster) -> None:
@@ -97,7 +98,7 @@ def test_ensure_after_a_switch_does_not_move_traffic_back(cluster: Cluster) -> N
 
     router.ensure(route)
 
-    assert router.read(route) == Routing(canary_weight=100)
+    assert router.read(route) == Observed(Routing(canary_weight=100))
 
 
 def test_a_partial_weight_is_refused_and_changes_nothing(cluster: Cluster) -> None:
@@ -181,12 +182,22 @@ def test_a_service_weir_did_not_create_is_never_taken_over(cluster: Cluster) -> 
     assert versions(api, ns) == before
 
 
-def test_reading_an_apex_that_selects_neither_side_is_an_error_not_a_guess(cluster: Cluster) -> None:
+def test_reading_an_apex_that_selects_neither_side_is_missing_not_a_guess(cluster: Cluster) -> None:
     api, ns, route = cluster.api, cluster.namespace, cluster.route
-    services(api).create(ns, apex_service({"app": "something-else"}))
+    services(api).create(ns, apex_service())
+    router = make_router("service", api)
+    router.ensure(route)
 
-    with pytest.raises(RouterError, match="neither"):
-        make_router("service", api).read(route)
+    def elsewhere(apex: dict[str, Any]) -> dict[str, Any]:
+        apex["spec"]["selector"] = {"app": "something-else"}
+        return apex
+
+    services(api).update(ns, "web", elsewhere)
+
+    seen = router.read(route)
+    assert isinstance(seen, Missing) and "Service web selecting" in seen.what
+    assert router.ensure(route) == [seen.what]
+    assert router.read(route) == Observed(Routing())
 
 
 def test_without_an_apex_or_container_ports_check_names_the_missing_ports(cluster: Cluster) -> None:

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient
 
-from adapters import Match, RouterError, Routing, make_router
+from adapters import Match, Observed, RouterError, Routing
 from adapters import gateway_httproute as gw
 from adapters import istio_virtualservice as vs
 from adapters.base import Route
+from adapters.factory import make_router
 from adapters.kube import Resource, custom, services
 from tests.adapters.conftest import Cluster
 from tests.adapters.crds import install_httproutes, install_virtualservices
@@ -65,7 +66,7 @@ def test_ensure_splits_the_apex_backend_at_weight_zero_once(cluster: Cluster, ki
     after_first = version(objects, cluster.namespace)
     router.ensure(route)
 
-    assert router.read(route) == Routing()
+    assert router.read(route) == Observed(Routing())
     assert version(objects, cluster.namespace) == after_first
     assert service(cluster.api, cluster.namespace, "web-canary") is not None
 
@@ -83,7 +84,7 @@ def test_set_reads_back_weights_and_matches_and_a_repeat_writes_nothing(cluster:
     written = version(objects, cluster.namespace)
     router.set(route, wanted)
 
-    assert router.read(route) == wanted
+    assert router.read(route) == Observed(wanted)
     assert version(objects, cluster.namespace) == written
 
 
@@ -96,7 +97,7 @@ def test_ensure_after_a_weight_change_keeps_the_weight(cluster: Cluster, kind: K
 
     router.ensure(route)
 
-    assert router.read(route) == Routing(canary_weight=50)
+    assert router.read(route) == Observed(Routing(canary_weight=50))
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.router)
@@ -126,7 +127,7 @@ def test_the_route_object_is_found_when_the_config_does_not_name_it(cluster: Clu
     router.ensure(unnamed)
     router.set(unnamed, Routing(canary_weight=5))
 
-    assert router.read(unnamed) == Routing(canary_weight=5)  # found again once split
+    assert router.read(unnamed) == Observed(Routing(canary_weight=5))  # found again once split
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.router)
