@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from adapters import Match, Missing, Observed, RouterError, Routing
+from adapters import Match, Missing, Observed, RouterError, Routing, Unreadable
 from adapters import nginx_ingress as nginx
 from adapters.factory import make_router
 from adapters.kube import ingresses, services
@@ -259,3 +259,19 @@ def test_an_apex_reset_to_the_canarys_pods_reads_as_all_canary_and_set_repairs_i
     apex = service(api, ns, "web")
     assert apex is not None and apex["spec"]["selector"] == {"app": "web-primary"}
     assert router.read(route) == Observed(Routing())
+
+
+def test_a_weight_annotation_nginx_could_not_parse_either_reads_unreadable(cluster: Cluster) -> None:
+    api, ns, route = cluster.api, cluster.namespace, cluster.route
+    with_user_objects(cluster)
+    router = make_router("nginx", api)
+    router.ensure(route)
+
+    def garbled(canary: dict[str, Any]) -> dict[str, Any]:
+        canary["metadata"]["annotations"][nginx.WEIGHT] = "half"
+        return canary
+
+    ingresses(api).update(ns, "web-canary", garbled)
+
+    seen = router.read(route)
+    assert isinstance(seen, Unreadable) and "half" in seen.reason

@@ -41,6 +41,7 @@ from adapters import istio_virtualservice as vs
 from adapters import kube as kube_module
 from adapters.factory import make_router
 from adapters.kube import Resource, custom, deployments, ingresses, services
+from adapters.ownership import is_managed, owner_reference
 from sandbox.apiserver.server import SandboxThread
 from tests.adapters.conftest import Cluster
 from tests.adapters.crds import install_httproutes, install_virtualservices
@@ -406,6 +407,34 @@ def test_set_raises_routing_not_applied_unless_the_routing_reads_back_as_set(
         router.set(route, Routing(canary_weight=100))
 
     assert kind in raised.value.message and "100" in raised.value.message
+
+
+# --- ownership ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_everything_a_router_creates_is_owned_by_the_deployment_through_the_one_builder(
+    cluster: Cluster, kind: str
+) -> None:
+    route = prepared(cluster, kind)
+    assert services(cluster.api).delete(cluster.namespace, "web")  # so that ensure creates the apex too
+    make_router(kind, cluster.api).ensure(route)
+
+    created = [
+        obj
+        for resource in (services(cluster.api), ingresses(cluster.api))
+        for obj in resource.list(cluster.namespace)
+        if is_managed(obj)
+    ]
+
+    expected = {"Service/web", "Service/web-primary", "Service/web-canary"}
+    if kind == "nginx":
+        expected.add("Ingress/web-canary")
+    assert {f"{obj['kind']}/{obj['metadata']['name']}" for obj in created} == expected
+    for obj in created:
+        assert obj["metadata"]["ownerReferences"] == [owner_reference(route.owner)]
+    # Without blockOwnerDeletion: it would need `update` on deployments/finalizers (least-privilege RBAC).
+    assert "blockOwnerDeletion" not in owner_reference(route.owner)
 
 
 # --- the package surface --------------------------------------------------------------------------
