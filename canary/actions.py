@@ -25,7 +25,10 @@ class ScaleCanary:
 
 @dataclass(frozen=True)
 class EnsureRoutes:
-    """Create the router's objects (Services, canary Ingress/route) with all traffic on primary."""
+    """Create the router's objects (Services, canary Ingress/route) with all traffic on primary. `repair`:
+    some were there and went missing (each one re-created gets an Event)."""
+
+    repair: bool = False
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,9 @@ class AnalysisJudge:
             verdicts.extend(self._guard_rails(_Gates(metrics_window, spec.custom), group, now))
         return combine(verdicts)
 
+    def config_error(self, spec: AnalysisSpec, namespace: str, name: str) -> str | None:
+        return None
+
     def forget(self, namespace: str, name: str) -> None:
         with self._lock:
             for histories in self._histories.values():

@@ -15,6 +15,7 @@ ENABLED = PREFIX + "enabled"
 ROLLOUT = PREFIX + "rollout"
 STATE = PREFIX + "state"
 COMMAND = PREFIX + "command"
+ALERTS = PREFIX + "alerts"  # firing alerts recorded by the webhook, consumed by the controller (JSON list)
 
 # Labels on every object Weir creates, so it can find (and only touch) its own.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

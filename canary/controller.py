@@ -9,7 +9,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,14 +18,14 @@ from kubernetes import watch
 from kubernetes.client import ApiClient, AppsV1Api
 from kubernetes.client.exceptions import ApiException
 
-from canary.alerts import AlertBook
+from canary.alerts import AlertIntake
+from canary.annotated import read_annotations
 from canary.annotations import ENABLED, PART_OF_LABEL, STATE
-from canary.config import ConfigError, parse_rollout
+from canary.errorlog import RepeatedErrors
 from canary.judging import Judge
 from canary.kube import Conflict
 from canary.reconciler import Reconciler
-from canary.state import ACTIVE_PHASES, Phase, ReleaseState
-from canary.webhook import Alert, selected_by, target_of
+from canary.state import ALERTABLE_PHASES, Phase
 from canary.workqueue import Key, WorkQueue
 
 log = logging.getLogger("weir.controller")
@@ -50,11 +50,14 @@ class Stats:
 
 class Controller:
     def __init__(self, api: ApiClient, namespaces: Iterable[str] | None = None, judge: Judge | None = None,
-                 workers: int = 2, resync_seconds: float = 30.0) -> None:
+                 workers: int = 2, resync_seconds: float = 30.0,
+                 after_action: Callable[[], None] | None = None) -> None:
         self.api = api
         self.namespaces = list(namespaces) if namespaces else []
-        self.alerts = AlertBook()
-        self.reconciler = Reconciler(api, judge=judge, alerts=self.alerts)
+        self.reconciler = Reconciler(api, judge=judge, after_action=after_action)
+        self.intake = AlertIntake(lookup=self._cached, wants_alerts=wants_alerts, writer=self.reconciler.cluster,
+                                  wake=lambda key: self.queue.add(key, urgent=True))
+        self.errors = RepeatedErrors(log)
         self.queue = WorkQueue()
         self.workers = workers
         self.resync_seconds = resync_seconds
@@ -194,12 +197,13 @@ class Controller:
             return
         except Exception as exc:
             self.stats.reconcile_errors += 1
-            log.exception("reconcile failed", extra={"namespace": key[0], "deployment": key[1], "error": str(exc)})
+            self.errors.failed(key, exc)
             self._requeue_after(key, ERROR_BACKOFF_SECONDS)
             return
         finally:
             self.stats.reconciles += 1
             self.stats.reconcile_seconds += time.monotonic() - started
+        self.errors.succeeded(key)
         self.stats.actions += outcome.actions
         if outcome.phase is None:
             self.stats.phases.pop(key, None)
@@ -235,32 +239,9 @@ class Controller:
 
     # --- alerts -------------------------------------------------------------------------------------
 
-    def take_alerts(self, alerts: Iterable[Alert]) -> list[str]:
-        """Record firing alerts that match a release in progress and wake it at once; the names of
-        the releases it will roll back."""
-        matched: list[str] = []
-        for alert in alerts:
-            self.stats.alerts_received += 1
-            if alert.status != "firing":
-                continue
-            target = target_of(alert)
-            if target is None:
-                continue
-            with self._cache_lock:
-                deployment = self._cache.get(target)
-            if deployment is None or not _in_progress(deployment):
-                continue
-            try:
-                groups = parse_rollout(deployment["metadata"].get("annotations")).rollback_on_alerts
-            except ConfigError:
-                continue
-            if not selected_by(alert, groups):
-                continue
-            self.alerts.record(target[0], target[1], alert.describe())
-            self.queue.add(target, urgent=True)
-            self.stats.alerts_matched += 1
-            matched.append(f"{target[0]}/{target[1]}")
-        return matched
+    def _cached(self, key: Key) -> dict[str, Any] | None:
+        with self._cache_lock:
+            return self._cache.get(key)
 
 
 def release_key(deployment: Mapping[str, Any]) -> Key | None:
@@ -275,15 +256,14 @@ def release_key(deployment: Mapping[str, Any]) -> Key | None:
     return None
 
 
-def _in_progress(deployment: Mapping[str, Any]) -> bool:
-    text = (deployment["metadata"].get("annotations") or {}).get(STATE)
-    if not text:
+def wants_alerts(deployment: Mapping[str, Any]) -> bool:
+    """Whether a Deployment has a release that a firing alert could roll back (else recording is moot)."""
+    state = read_annotations(deployment).state
+    if state is None:
         return False
-    try:
-        phase = ReleaseState.from_json(text).phase
-    except (ValueError, TypeError, KeyError):
-        return False
-    return phase in ACTIVE_PHASES and phase is not Phase.ROLLING_BACK
+    if state.phase is Phase.INVALID:
+        return state.resume_phase in (Phase.PROGRESSING, Phase.PAUSED)
+    return state.phase in ALERTABLE_PHASES
 
 
 def _utc(timestamp: float) -> dt.datetime:

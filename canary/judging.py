@@ -33,10 +33,17 @@ class Judge(Protocol):
     def forget(self, namespace: str, name: str) -> None:
         """The release ended; drop anything kept for it."""
 
+    def config_error(self, spec: AnalysisSpec, namespace: str, name: str) -> str | None:
+        """What is wrong with `spec` that only the metrics source can tell (e.g. a guard rail's PromQL
+        its Prometheus cannot parse): a field path and the fix, or None."""
+
 
 class ReadinessJudge:
     def verdict(self, window: ReleaseWindow, spec: AnalysisSpec, now: float) -> Verdict:
         return Verdict(Outcome.PASS, "readiness", "canary is ready (no metrics analysis configured)")
 
     def forget(self, namespace: str, name: str) -> None:
+        return None
+
+    def config_error(self, spec: AnalysisSpec, namespace: str, name: str) -> str | None:
         return None

@@ -9,13 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
+from canary.annotations import ALERTS, STATE
+
 Obj = dict[str, Any]
+CONFLICT_ATTEMPTS = 5
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -57,6 +60,30 @@ class Cluster:
         meta = deployment["metadata"]
         patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "annotations": dict(changes)}}
         return self.patch_deployment(meta["namespace"], meta["name"], patch)
+
+    def keep_state_copy(self, primary: Mapping[str, Any], state_json: str) -> None:
+        """Write Weir's copy of the release state onto the primary (Weir's own object, out of reach of
+        `kubectl rollout undo` on the user's Deployment). Unconditional: the copy only moves forward."""
+        meta = primary["metadata"]
+        self.patch_deployment(meta["namespace"], meta["name"], {"metadata": {"annotations": {STATE: state_json}}})
+
+    def record_alerts(self, namespace: str, name: str, change: Callable[[str | None], str | None]) -> None:
+        """Rewrite annotation weir.dev/alerts with `change(current)`, conditional on the version read;
+        a conflicting write is recomputed from a fresh read."""
+        for _ in range(CONFLICT_ATTEMPTS):
+            deployment = self.get_deployment(namespace, name)
+            if deployment is None:
+                return
+            current = (deployment["metadata"].get("annotations") or {}).get(ALERTS)
+            wanted = change(current)
+            if wanted == current:
+                return
+            try:
+                self.write_annotations(deployment, {ALERTS: wanted})
+                return
+            except Conflict:
+                continue
+        raise Conflict(f"deployment {namespace}/{name} kept changing while recording an alert")
 
     def scale(self, namespace: str, name: str, replicas: int) -> None:
         self.patch_deployment(namespace, name, {"spec": {"replicas": replicas}})

@@ -12,9 +12,9 @@ action re-derives the rest from what it observes. Safety rules enforced here:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from adapters.base import Routing
+from adapters.base import Missing, Routing, Unreadable
 from analysis.model import Outcome
 from canary.actions import (
     Action,
@@ -29,8 +29,9 @@ from canary.actions import (
     ScaleCanary,
     SetRouting,
 )
+from canary.alerts import firing_alert
 from canary.durations import format_duration
-from canary.observation import Observation
+from canary.observation import Observation, may_send_to_canary, on_primary_only, routes_as
 from canary.state import Phase, ReleaseState, Revision
 
 PRIMARY_ONLY = Routing(0, ())
@@ -38,6 +39,10 @@ HISTORY_LIMIT = 10
 # Watch events wake the reconciler whenever a Deployment's status changes; these polls only bound how
 # late a deadline can be noticed, so they can be slow (100 releases must not keep the controller busy).
 WAIT_POLL_SECONDS = 5.0
+# These phases finish without the configuration (the router is remembered in the state): a config
+# made invalid mid-way must not strand a promotion, a rollback or an opt-out half-done.
+CONFIG_FREE_PHASES = frozenset({Phase.PROMOTING, Phase.ROLLING_BACK, Phase.FINALIZING})
+RELEASING_PHASES = frozenset({Phase.PROGRESSING, Phase.PAUSED})
 
 
 @dataclass(frozen=True)
@@ -47,27 +52,42 @@ class Decision:
     events: tuple[Emit, ...] = ()
     command_consumed: bool = False
     requeue_after: float | None = None  # look again after this many seconds (besides watch events)
-
-
-def sends_to_canary(routing: Routing | None) -> bool:
-    return routing is not None and (routing.canary_weight > 0 or bool(routing.matches))
+    alerts_consumed: bool = False  # the recorded alerts were considered: remove them with this state
 
 
 def decide(state: ReleaseState | None, obs: Observation, history_limit: int = HISTORY_LIMIT) -> Decision:
+    decision = _decide(state, obs, history_limit)
+    if obs.alerts:
+        # Every decision considers the recorded alerts (matched, stale or irrelevant to the phase), so they
+        # go with the state it writes.
+        decision = replace(decision, alerts_consumed=True)
+    return decision
+
+
+def _decide(state: ReleaseState | None, obs: Observation, history_limit: int) -> Decision:
     if state is None:
         if not obs.enabled:
             return Decision(None)
-        state = ReleaseState(phase=Phase.INITIALIZING, replicas=max(obs.canary.spec_replicas, 1))
+        state = ReleaseState(phase=Phase.INITIALIZING, replicas=max(obs.canary.spec_replicas, 1),
+                             phase_started_at=obs.now)
+    if state.phase is Phase.DEGRADED and (obs.enabled or state.blocked_phase is Phase.FINALIZING):
+        return _degraded(state, obs, history_limit)
     if not obs.enabled:
         return _finalize(state, obs)
-    if obs.config_error is not None:
+    if obs.config_error is not None and state.phase not in CONFIG_FREE_PHASES:
         return _invalid(state, obs)
     if state.phase is Phase.INVALID:
-        fixed = state.replace(phase=state.resume_phase or Phase.INITIALIZING, resume_phase=None, message="")
+        fixed = _enter(state, state.resume_phase or Phase.INITIALIZING, obs, resume_phase=None,
+                       message="configuration is valid again; resuming")
         return Decision(fixed, events=(Emit("ConfigFixed", "configuration is valid again; resuming"),),
                         requeue_after=0)
     handler = _HANDLERS[state.phase]
     return handler(state, obs, history_limit)
+
+
+def _enter(state: ReleaseState, phase: Phase, obs: Observation, **changes: object) -> ReleaseState:
+    """`state` moved to `phase`: its deadline counts from now."""
+    return state.replace(phase=phase, phase_started_at=obs.now, **changes)
 
 
 # --- phases -------------------------------------------------------------------------------------------
@@ -80,19 +100,19 @@ def _initializing(state: ReleaseState, obs: Observation, _: int) -> Decision:
         # Adopt the template the Deployment runs now as the first primary version.
         state = state.replace(primary_hash=wanted, message="creating primary")
     if obs.primary.template_hash != wanted or obs.primary.spec_replicas != state.replicas:
-        return Decision(state, (EnsurePrimary(wanted, state.replicas),), requeue_after=WAIT_POLL_SECONDS)
+        return _hold(state, obs, "creating primary", (EnsurePrimary(wanted, state.replicas),))
     if not obs.primary.rolled_out:
-        return _wait(state, f"waiting for primary: {obs.primary.ready}/{state.replicas} ready")
-    if obs.routing is None:
+        return _hold(state, obs, f"waiting for primary: {obs.primary.ready}/{state.replicas} ready")
+    if isinstance(obs.routing, Missing | Unreadable):
         return Decision(state.replace(message="creating routes"), (EnsureRoutes(),), requeue_after=0)
-    if sends_to_canary(obs.routing):
+    if may_send_to_canary(obs.routing):
         return Decision(state, (SetRouting(PRIMARY_ONLY),), requeue_after=0)
     if obs.canary.spec_replicas != 0:
         # Still Initializing until the Deployment is down, so `Idle` always means the settled world.
         return Decision(state.replace(message="primary serves; scaling the Deployment down"), (ScaleCanary(0),),
                         requeue_after=0)
-    idle = state.replace(phase=Phase.IDLE, message="primary serves all traffic", revision=0,
-                         history=(Revision(0, wanted, obs.now),))
+    idle = _enter(state, Phase.IDLE, obs, message="primary serves all traffic", revision=0,
+                  history=(Revision(0, wanted, obs.now),))
     return Decision(idle, (RecordRevision(0, wanted),),
                     (Emit("Initialized", f"{idle.message}; canary scaled to 0"),), requeue_after=0)
 
@@ -110,11 +130,12 @@ def _idle(state: ReleaseState, obs: Observation, history_limit: int) -> Decision
     current = obs.canary.template_hash
     if current is not None and current not in (state.primary_hash, state.failed_hash):
         return _start_release(state, obs, current, consumed)
-    if obs.canary.spec_replicas > 0 and current == state.primary_hash:
-        # The user scaled their Deployment (kubectl scale / apply) without changing the template:
+    if obs.canary.spec_replicas > 0 and obs.canary.spec_replicas != state.replicas:
+        # The user scaled their Deployment (kubectl scale / apply, an autoscaler) without a new template:
         # that is the new size of the service.
         state = state.replace(replicas=obs.canary.spec_replicas, message=f"scaled to {obs.canary.spec_replicas}")
-    return Decision(state, _idle_world(state, obs), command_consumed=consumed)
+    return Decision(state, _idle_world(state, obs), command_consumed=consumed,
+                    requeue_after=WAIT_POLL_SECONDS if isinstance(obs.routing, Unreadable) else None)
 
 
 def _undo(state: ReleaseState, obs: Observation, command: str) -> Decision:
@@ -140,17 +161,28 @@ def _undo(state: ReleaseState, obs: Observation, command: str) -> Decision:
 
 def _start_release(state: ReleaseState, obs: Observation, template_hash: str, consumed: bool) -> Decision:
     replicas = obs.canary.spec_replicas if obs.canary.spec_replicas > 0 else state.replicas
-    release = state.replace(
-        phase=Phase.PROGRESSING, replicas=replicas, canary_hash=template_hash, revision=state.revision + 1,
+    release = _enter(
+        state, Phase.PROGRESSING, obs, replicas=replicas, canary_hash=template_hash, revision=state.revision + 1,
         release_started_at=obs.now, canary_ready_at=None, step=0, step_started_at=None, paused_at=None,
-        stage_name="starting canary", message=f"starting canary {template_hash}", verdict={},
+        paused_by=None, stage_name="starting canary", message=f"starting canary {template_hash}", verdict={},
     )
     actions: list[Action] = []
-    if sends_to_canary(obs.routing):
+    if may_send_to_canary(obs.routing):
         actions.append(SetRouting(PRIMARY_ONLY))  # old canary pods are about to be replaced
-    actions.append(ScaleCanary(replicas))
-    event = Emit("ReleaseStarted", f"revision {release.revision}: releasing template {template_hash}")
-    return Decision(release, tuple(actions), (event,), command_consumed=consumed, requeue_after=WAIT_POLL_SECONDS)
+    events = [Emit("ReleaseStarted", f"revision {release.revision}: releasing template {template_hash}")]
+    if obs.canary.paused:
+        # A paused Deployment rolls nothing out: scaling it now would start pods of the old template.
+        release = release.replace(phase=Phase.PAUSED, paused_at=obs.now, paused_by="deployment",
+                                  message=_PAUSED_BY_DEPLOYMENT)
+        events.append(Emit("Paused", f"revision {release.revision}: {_PAUSED_BY_DEPLOYMENT}"))
+    else:
+        actions.append(ScaleCanary(replicas))
+    return Decision(release, tuple(actions), tuple(events), command_consumed=consumed,
+                    requeue_after=WAIT_POLL_SECONDS)
+
+
+_PAUSED_BY_DEPLOYMENT = ("the Deployment is paused (kubectl rollout pause): release paused, traffic held, clocks "
+                         "stopped; kubectl rollout resume continues it")
 
 
 def _progressing(state: ReleaseState, obs: Observation, _: int) -> Decision:
@@ -159,24 +191,50 @@ def _progressing(state: ReleaseState, obs: Observation, _: int) -> Decision:
     stopped = _operator_or_alert(state, obs)
     if stopped is not None:
         return stopped
-    actions: list[Action] = []
-    if obs.canary.spec_replicas != state.replicas:
-        actions.append(ScaleCanary(state.replicas))
+    if obs.canary.paused:
+        return _pause(state, obs, "deployment", _PAUSED_BY_DEPLOYMENT)
+    state, resized = _follow_scale(state, obs)
+    actions = list(resized)
+    if isinstance(obs.routing, Missing):
+        # Something Weir owns was deleted: re-create it (all traffic on primary), then re-apply the step.
+        return Decision(state, (*actions, EnsureRoutes(repair=True)), requeue_after=0)
     if not _canary_ready(state, obs):
         return _canary_not_ready(state, obs, actions)
     if state.canary_ready_at is None:
         state = state.replace(canary_ready_at=obs.now)
     steps = obs.steps
     if not steps:
-        return _to_promoting(state, "no stages configured", actions)
+        return _to_promoting(state, obs, "no stages configured", actions)
     step = steps[min(state.step, len(steps) - 1)]
-    if state.step_started_at is None or obs.routing != step.routing:
-        if state.step_started_at is None:
-            state = state.replace(step_started_at=obs.now, stage_name=step.label, weight=step.routing.canary_weight,
-                                  matches=step.routing.matches, message=f"{step.label}: shifting traffic")
+    if state.step_started_at is None:
+        state = state.replace(step_started_at=obs.now, stage_name=step.label, weight=step.routing.canary_weight,
+                              matches=step.routing.matches, message=f"{step.label}: shifting traffic")
+    if not routes_as(obs.routing, step.routing):
+        assert state.step_started_at is not None
+        waited = obs.now - state.step_started_at
+        if obs.verdict is not None and obs.verdict.outcome is Outcome.FAIL:
+            # The analysis does not need the router: a failing canary is rolled back at once.
+            return _to_rolling_back(state, obs, f"analysis failed: {obs.verdict.reason}", actions)
+        if waited > obs.deadline_seconds:
+            return _to_rolling_back(state, obs, f"traffic could not be set to {step.label} within the progress "
+                                                f"deadline ({format_duration(obs.deadline_seconds)}): {_seen(obs)}",
+                                    actions)
         actions.append(SetRouting(step.routing))
-        return Decision(state, tuple(actions), requeue_after=0)
+        return Decision(state, tuple(actions), requeue_after=min(WAIT_POLL_SECONDS, obs.deadline_seconds - waited))
     return _judge_step(state, obs, step.hold_seconds, tuple(actions))
+
+
+def _follow_scale(state: ReleaseState, obs: Observation) -> tuple[ReleaseState, tuple[Action, ...]]:
+    """`kubectl scale` (or an autoscaler) on the Deployment mid-release sets the size both arms converge
+    to, and the promotion keeps it. Zero is Weir's own scale-down not yet undone (or a scale to zero,
+    which a release cannot judge): the canary is brought back to the release's size."""
+    wanted = obs.canary.spec_replicas
+    if wanted == 0:
+        return state, (ScaleCanary(state.replicas),)
+    if wanted == state.replicas:
+        return state, ()
+    resized = state.replace(replicas=wanted)
+    return resized, (EnsurePrimary(state.primary_hash or "", wanted),) if state.primary_hash else ()
 
 
 def _judge_step(state: ReleaseState, obs: Observation, hold: float, actions: tuple[Action, ...]) -> Decision:
@@ -188,12 +246,12 @@ def _judge_step(state: ReleaseState, obs: Observation, hold: float, actions: tup
     summary = {"outcome": verdict.outcome.value, "reason": verdict.reason, **dict(verdict.evidence)}
     state = state.replace(verdict=summary)
     if verdict.outcome is Outcome.FAIL:
-        return _to_rolling_back(state, f"analysis failed: {verdict.reason}", actions)
+        return _to_rolling_back(state, obs, f"analysis failed: {verdict.reason}", actions)
     # Between these wake-ups the analysis job (one per release, at its analysis interval) asks again.
     if verdict.outcome is Outcome.NODATA:
         if elapsed > obs.deadline_seconds:
             return _to_rolling_back(
-                state, f"no usable metrics for {format_duration(elapsed)} ({verdict.reason})", actions)
+                state, obs, f"no usable metrics for {format_duration(elapsed)} ({verdict.reason})", actions)
         return Decision(state.replace(message=f"{state.stage_name}: holding, {verdict.reason}"), actions,
                         requeue_after=obs.deadline_seconds - elapsed)
     if elapsed < hold:
@@ -201,7 +259,7 @@ def _judge_step(state: ReleaseState, obs: Observation, hold: float, actions: tup
                         requeue_after=hold - elapsed)
     nxt = state.step + 1
     if nxt >= len(obs.steps):
-        return _to_promoting(state, "all stages passed", actions)
+        return _to_promoting(state, obs, "all stages passed", actions)
     step = obs.steps[nxt]
     advanced = state.replace(step=nxt, step_started_at=obs.now, stage_name=step.label,
                              weight=step.routing.canary_weight, matches=step.routing.matches,
@@ -211,37 +269,51 @@ def _judge_step(state: ReleaseState, obs: Observation, hold: float, actions: tup
 
 
 def _canary_not_ready(state: ReleaseState, obs: Observation, actions: list[Action]) -> Decision:
-    if obs.canary.ready == 0 and sends_to_canary(obs.routing):
+    if obs.canary.ready == 0 and may_send_to_canary(obs.routing):
         actions.append(SetRouting(PRIMARY_ONLY))  # never leave traffic on a canary with no ready pod
     since = state.release_started_at if state.canary_ready_at is None else state.step_started_at
     since = obs.now if since is None else since
     if state.canary_ready_at is not None and obs.canary.ready == 0:
-        return _to_rolling_back(state, "canary lost all its ready pods", actions)
+        return _to_rolling_back(state, obs, "canary lost all its ready pods", actions)
     if obs.now - since > obs.deadline_seconds:
         return _to_rolling_back(
-            state, f"canary not ready within the progress deadline ({format_duration(obs.deadline_seconds)}): "
-                   f"{obs.canary.ready}/{state.replicas} ready", actions)
+            state, obs, f"canary not ready within the progress deadline ({format_duration(obs.deadline_seconds)}): "
+                        f"{obs.canary.ready}/{state.replicas} ready", actions)
     message = f"waiting for canary: {obs.canary.ready}/{state.replicas} ready"
     until_deadline = obs.deadline_seconds - (obs.now - since)
     return Decision(state.replace(message=message), tuple(actions),
                     requeue_after=min(WAIT_POLL_SECONDS, until_deadline + 0.1))
 
 
+def _pause(state: ReleaseState, obs: Observation, by: str, why: str, consumed: bool = False) -> Decision:
+    paused = state.replace(phase=Phase.PAUSED, paused_at=obs.now, paused_by=by, message=why)
+    return Decision(paused, (), (Emit("Paused", f"revision {state.revision}: {why}"),), command_consumed=consumed)
+
+
 def _paused(state: ReleaseState, obs: Observation, _: int) -> Decision:
     if obs.canary.template_hash != state.canary_hash:
         return _restart(state, obs)
-    if obs.command == "resume":
+    by_operator = state.paused_by != "deployment"
+    if obs.command == "resume" or (not by_operator and not obs.canary.paused):
+        if obs.canary.paused:
+            held = state.replace(paused_by="deployment", message=_PAUSED_BY_DEPLOYMENT)
+            return Decision(held, command_consumed=True)
         shift = obs.now - (state.paused_at or obs.now)
         resumed = state.replace(
-            phase=Phase.PROGRESSING, paused_at=None, message="resumed",
+            phase=Phase.PROGRESSING, paused_at=None, paused_by=None, message="resumed",
             step_started_at=None if state.step_started_at is None else state.step_started_at + shift,
             release_started_at=None if state.release_started_at is None else state.release_started_at + shift)
-        return Decision(resumed, (), (Emit("Resumed", f"revision {state.revision} resumed"),),
-                        command_consumed=True, requeue_after=0)
+        how = "by operator" if obs.command == "resume" else "the Deployment was resumed (kubectl rollout resume)"
+        return Decision(resumed, (), (Emit("Resumed", f"revision {state.revision} resumed: {how}"),),
+                        command_consumed=obs.command is not None, requeue_after=0)
     stopped = _operator_or_alert(state, obs)
     if stopped is not None:
         return stopped
-    if obs.canary.ready == 0 and sends_to_canary(obs.routing):
+    if obs.command == "pause" and not by_operator:
+        return Decision(state.replace(paused_by="operator", message="paused by operator"), command_consumed=True)
+    if isinstance(obs.routing, Missing):
+        return Decision(state, (EnsureRoutes(repair=True),), requeue_after=0)
+    if obs.canary.ready == 0 and may_send_to_canary(obs.routing):
         return Decision(state, (SetRouting(PRIMARY_ONLY),), requeue_after=WAIT_POLL_SECONDS)
     return Decision(state, (), command_consumed=obs.command is not None)
 
@@ -252,38 +324,82 @@ def _promoting(state: ReleaseState, obs: Observation, history_limit: int) -> Dec
     if obs.primary.template_hash != target:
         if obs.canary.template_hash != target:
             return _restart(state, obs)  # the template changed again before primary took it
-        if obs.command == "abort" or obs.alert:
-            return _operator_or_alert(state, obs) or Decision(state)
-        return Decision(state.replace(message="promoting: updating primary"),
-                        (EnsurePrimary(target, state.replicas),), requeue_after=WAIT_POLL_SECONDS)
+        stopped = _operator_or_alert(state, obs, promoting=True)
+        if stopped is not None:
+            return stopped
+        state, _ = _follow_scale(state, obs)
+        return _promotion_deadline(state, obs, "promoting: updating primary", (EnsurePrimary(target, state.replicas),))
     consumed = obs.command is not None  # primary already runs the new version: nothing left to steer
+    if obs.canary.spec_replicas not in (0, state.replicas):
+        state = state.replace(replicas=obs.canary.spec_replicas)
+    if obs.primary.spec_replicas != state.replicas:
+        return Decision(state, (EnsurePrimary(target, state.replicas),), command_consumed=consumed, requeue_after=0)
+    if obs.primary.paused:
+        # A person paused the primary: its rollout waits for them, and so does the promotion's clock.
+        held = state if state.paused_at is not None else state.replace(paused_at=obs.now)
+        primary = f"{obs.name}-primary"
+        why = (f"promotion held: Deployment {primary} is paused (kubectl rollout pause); "
+               f"kubectl rollout resume deploy/{primary} continues it")
+        events = () if state.paused_at is not None else (Emit("PromotionHeld", why, warning=True),)
+        return Decision(held.replace(message=why), (), events, command_consumed=consumed)
+    if state.paused_at is not None:
+        shift = obs.now - state.paused_at
+        state = state.replace(paused_at=None, phase_started_at=(state.phase_started_at or obs.now) + shift)
     if not obs.primary.rolled_out:
-        return _wait(state, f"promoting: primary {obs.primary.updated}/{state.replicas} updated, "
-                            f"{obs.primary.ready} ready", consumed)
-    if sends_to_canary(obs.routing) or obs.routing is None:
-        return Decision(state.replace(message="promoting: routing all traffic to primary"),
-                        (SetRouting(PRIMARY_ONLY),), command_consumed=consumed, requeue_after=0)
+        return _promotion_deadline(state, obs, f"promoting: primary {obs.primary.updated}/{state.replicas} updated, "
+                                               f"{obs.primary.ready} ready", (), consumed)
+    if isinstance(obs.routing, Missing):
+        return Decision(state, (EnsureRoutes(repair=True),), command_consumed=consumed, requeue_after=0)
+    if not on_primary_only(obs.routing):
+        return _promotion_deadline(state.replace(message="promoting: routing all traffic to primary"), obs,
+                                   f"promoting: routing all traffic to primary ({_seen(obs)})",
+                                   (SetRouting(PRIMARY_ONLY),), consumed)
     if obs.canary.spec_replicas != 0:
         return Decision(state.replace(message="promoting: scaling canary down"), (ScaleCanary(0),),
                         command_consumed=consumed, requeue_after=0)
     history = (*state.history, Revision(state.revision, target, obs.now))[-history_limit:]
-    done = state.replace(phase=Phase.IDLE, primary_hash=target, failed_hash=None, weight=0, matches=(),
-                         stage_name="", history=history, message=f"revision {state.revision} promoted")
+    done = _enter(state, Phase.IDLE, obs, primary_hash=target, failed_hash=None, weight=0, matches=(),
+                  stage_name="", history=history, message=f"revision {state.revision} promoted")
     return Decision(done, (RecordRevision(state.revision, target),),
                     (Emit("Promoted", f"revision {state.revision} ({target}) promoted to primary"),),
                     command_consumed=consumed)
 
 
+def _promotion_deadline(state: ReleaseState, obs: Observation, message: str, actions: tuple[Action, ...],
+                        consumed: bool = False) -> Decision:
+    """A promotion that cannot finish within the progress deadline is rolled back: primary goes back to
+    the version it served, traffic with it."""
+    started = state.phase_started_at if state.phase_started_at is not None else obs.now
+    waited = obs.now - started
+    if waited > obs.deadline_seconds:
+        return _to_rolling_back(state, obs, f"promotion did not finish within the progress deadline "
+                                            f"({format_duration(obs.deadline_seconds)}): {message}", (), consumed)
+    return Decision(state.replace(message=message), actions, command_consumed=consumed,
+                    requeue_after=min(WAIT_POLL_SECONDS, obs.deadline_seconds - waited + 0.1))
+
+
 def _rolling_back(state: ReleaseState, obs: Observation, _: int) -> Decision:
     consumed = obs.command is not None
-    if sends_to_canary(obs.routing):
-        return Decision(state, (SetRouting(PRIMARY_ONLY),), command_consumed=consumed, requeue_after=0)
+    actions: list[Action] = []
+    if state.primary_hash and (obs.primary.template_hash != state.primary_hash
+                               or obs.primary.spec_replicas != state.replicas):
+        # A rollback from a promotion: primary goes back to the version it served before.
+        actions.append(EnsurePrimary(state.primary_hash, state.replicas))
+    if isinstance(obs.routing, Missing):
+        return _hold(state, obs, f"rolling back: re-creating routes ({obs.routing.what} is missing)",
+                     (*actions, EnsureRoutes(repair=True)), consumed)
+    if not on_primary_only(obs.routing):
+        if obs.primary.ready == 0 and obs.canary.ready > 0:
+            return _hold(state, obs, "rolling back: waiting for a ready primary pod before moving traffic to it",
+                         tuple(actions), consumed)
+        return _hold(state, obs, f"rolling back: cannot confirm all traffic is on primary ({_seen(obs)})",
+                     (*actions, SetRouting(PRIMARY_ONLY)), consumed)
     if obs.canary.spec_replicas != 0:
-        return Decision(state, (ScaleCanary(0),), command_consumed=consumed, requeue_after=0)
-    done = state.replace(phase=Phase.ROLLED_BACK, failed_hash=state.canary_hash, weight=0, matches=(),
-                         stage_name="")
-    return Decision(done, (), (Emit("RolledBack", f"revision {state.revision} rolled back: {state.message}",
-                                    warning=True),), command_consumed=consumed)
+        return Decision(state, (*actions, ScaleCanary(0)), command_consumed=consumed, requeue_after=0)
+    done = _enter(state, Phase.ROLLED_BACK, obs, failed_hash=state.canary_hash, weight=0, matches=(), stage_name="")
+    return Decision(done, tuple(actions), (Emit("RolledBack", f"revision {state.revision} rolled back: "
+                                                              f"{state.message}", warning=True),),
+                    command_consumed=consumed)
 
 
 def _finalize(state: ReleaseState, obs: Observation) -> Decision:
@@ -291,66 +407,119 @@ def _finalize(state: ReleaseState, obs: Observation) -> Decision:
     if state.phase is not Phase.FINALIZING:
         if state.phase is Phase.INVALID and not obs.primary.exists:
             return Decision(None, (ForgetRelease(),))  # nothing was ever created
-        state = state.replace(phase=Phase.FINALIZING, message="opt-out: handing traffic back to the Deployment")
+        state = _enter(state, Phase.FINALIZING, obs, message="opt-out: handing traffic back to the Deployment",
+                       blocked_phase=None, resume_phase=None)
         events = (Emit("OptOut", state.message),)
     if obs.canary.spec_replicas != state.replicas:
-        return Decision(state, (ScaleCanary(state.replicas),), events, requeue_after=WAIT_POLL_SECONDS)
+        decision = _hold(state, obs, state.message, (ScaleCanary(state.replicas),))
+        return replace(decision, events=events + decision.events)
     if not obs.canary.rolled_out:
         # Primary keeps serving until the Deployment's own pods are ready: no request is dropped.
-        return Decision(state.replace(message=f"opt-out: waiting for {obs.canary.ready}/{state.replicas} ready"),
-                        (), events, requeue_after=WAIT_POLL_SECONDS)
+        why = "the Deployment is paused (kubectl rollout resume it)" if obs.canary.paused else ""
+        decision = _hold(state, obs, f"opt-out: waiting for {obs.canary.ready}/{state.replicas} ready"
+                                     + (f"; {why}" if why else ""))
+        return replace(decision, events=events + decision.events)
     return Decision(None, (FinalizeRoutes(), DeletePrimary(), ForgetRelease()), events)
 
 
 def _invalid(state: ReleaseState, obs: Observation) -> Decision:
+    """A configuration made invalid: nothing new is started, and a release in progress moves its traffic
+    to primary (its canary keeps running, so fixing the configuration resumes it). Alerts and `abort`
+    still roll it back; with the matchers unreadable, every alert about the workload counts."""
     message = obs.config_error or ""
-    if state.phase is Phase.INVALID and state.message == message:
-        return Decision(state, command_consumed=obs.command is not None)
     resume = state.resume_phase if state.phase is Phase.INVALID else state.phase
-    invalid = state.replace(phase=Phase.INVALID, resume_phase=resume, message=message)
-    return Decision(invalid, (), (Emit("InvalidConfig", message, warning=True),),
-                    command_consumed=obs.command is not None)
+    consumed = obs.command is not None
+    releasing = resume in RELEASING_PHASES
+    if releasing:
+        alert = firing_alert(obs.alerts, (), state.release_started_at)
+        if alert is not None or obs.command == "abort":
+            why = f"alert firing: {alert}" if alert is not None else "aborted by operator"
+            back = state.replace(resume_phase=None)
+            return _to_rolling_back(back, obs, f"{why} (while the configuration is invalid)", (), consumed)
+    actions: tuple[Action, ...] = (SetRouting(PRIMARY_ONLY),) if releasing and may_send_to_canary(obs.routing) else ()
+    invalid = state.replace(phase=Phase.INVALID, resume_phase=resume, message=message,
+                            step_started_at=None if releasing else state.step_started_at)
+    events: tuple[Emit, ...] = ()
+    if state.phase is not Phase.INVALID or state.message != message:
+        held = " Traffic moved to primary until it is fixed." if releasing else ""
+        events = (Emit("InvalidConfig", message + held, warning=True),)
+    return Decision(invalid, actions, events, command_consumed=consumed,
+                    requeue_after=WAIT_POLL_SECONDS if actions else None)
+
+
+def _degraded(state: ReleaseState, obs: Observation, history_limit: int) -> Decision:
+    """A phase that overran its deadline keeps being worked (its deadline spent); the state says Degraded
+    until the phase moves on by itself."""
+    blocked = state.blocked_phase or Phase.INITIALIZING
+    inner = _decide(state.replace(phase=blocked, blocked_phase=None, phase_started_at=None), obs, history_limit)
+    if inner.state is not None and inner.state.phase is blocked:
+        still = inner.state.replace(phase=Phase.DEGRADED, blocked_phase=blocked,
+                                    phase_started_at=state.phase_started_at,
+                                    message=f"{blocked} overran its deadline: {inner.state.message}")
+        return replace(inner, state=still, requeue_after=min(inner.requeue_after or WAIT_POLL_SECONDS,
+                                                             WAIT_POLL_SECONDS))
+    recovered = Emit("Recovered", f"{blocked} is no longer blocked")
+    return replace(inner, events=(recovered, *inner.events))
+
+
+def _hold(state: ReleaseState, obs: Observation, message: str, actions: tuple[Action, ...] = (),
+          consumed: bool = False) -> Decision:
+    """Wait in this phase for the world to catch up; past the progress deadline the phase is Degraded:
+    still worked on, and the user is told what blocks it."""
+    started = state.phase_started_at
+    if started is not None and obs.now - started > obs.deadline_seconds:
+        why = f"{state.phase} overran its deadline ({format_duration(obs.deadline_seconds)}): {message}"
+        degraded = state.replace(phase=Phase.DEGRADED, blocked_phase=state.phase, message=why)
+        return Decision(degraded, actions, (Emit("Degraded", why, warning=True),), command_consumed=consumed,
+                        requeue_after=WAIT_POLL_SECONDS)
+    until = WAIT_POLL_SECONDS if started is None else obs.deadline_seconds - (obs.now - started) + 0.1
+    return Decision(state.replace(message=message), actions, command_consumed=consumed,
+                    requeue_after=min(WAIT_POLL_SECONDS, until))
 
 
 # --- shared transitions --------------------------------------------------------------------------------
 
 
-def _operator_or_alert(state: ReleaseState, obs: Observation) -> Decision | None:
-    if obs.alert:
-        return _to_rolling_back(state, f"alert firing: {obs.alert}", (), consumed=obs.command is not None)
+def _operator_or_alert(state: ReleaseState, obs: Observation, promoting: bool = False) -> Decision | None:
+    alert = firing_alert(obs.alerts, obs.alert_rules, state.release_started_at)
+    if alert is not None:
+        return _to_rolling_back(state, obs, f"alert firing: {alert}", (), consumed=obs.command is not None)
     command = obs.command
     if command == "abort":
-        return _to_rolling_back(state, "aborted by operator", (), consumed=True)
+        return _to_rolling_back(state, obs, "aborted by operator", (), consumed=True)
+    if promoting:
+        return None
     if command in ("promote", "promote-full"):
         if command == "promote" and not _canary_ready(state, obs):
             return Decision(state.replace(message="promote refused: canary is not ready (use promote --full)"),
                             (), (Emit("PromoteRefused", "canary is not ready; use promote --full", warning=True),),
                             command_consumed=True)
-        return _to_promoting(state, f"{command} by operator", (), consumed=True)
+        return _to_promoting(state, obs, f"{command} by operator", (), consumed=True)
     if command is not None and command.startswith("undo"):
         message = "undo is for between releases: abort this release first (it rolls back to primary)"
         return Decision(state, (), (Emit("UndoRefused", message, warning=True),), command_consumed=True)
     if command == "pause" and state.phase is Phase.PROGRESSING:
-        paused = state.replace(phase=Phase.PAUSED, paused_at=obs.now, message="paused by operator")
-        return Decision(paused, (), (Emit("Paused", f"revision {state.revision} paused"),), command_consumed=True)
+        return _pause(state, obs, "operator", "paused by operator", consumed=True)
     return None
 
 
-def _to_promoting(state: ReleaseState, why: str, actions: tuple[Action, ...] | list[Action],
+def _to_promoting(state: ReleaseState, obs: Observation, why: str, actions: tuple[Action, ...] | list[Action],
                   consumed: bool = False) -> Decision:
-    promoting = state.replace(phase=Phase.PROMOTING, paused_at=None, message=f"promoting: {why}",
-                              stage_name="promoting")
+    promoting = _enter(state, Phase.PROMOTING, obs, paused_at=None, paused_by=None, message=f"promoting: {why}",
+                       stage_name="promoting")
     event = Emit("Promoting", f"revision {state.revision}: {why}")
     return Decision(promoting, (*actions, EnsurePrimary(state.canary_hash or "", state.replicas)), (event,),
                     command_consumed=consumed, requeue_after=0)
 
 
-def _to_rolling_back(state: ReleaseState, why: str, actions: tuple[Action, ...] | list[Action],
+def _to_rolling_back(state: ReleaseState, obs: Observation, why: str, actions: tuple[Action, ...] | list[Action],
                      consumed: bool = False) -> Decision:
-    back = state.replace(phase=Phase.ROLLING_BACK, paused_at=None, message=why, stage_name="rolling back")
+    back = _enter(state, Phase.ROLLING_BACK, obs, paused_at=None, paused_by=None, message=why,
+                  stage_name="rolling back")
     # Traffic leaves the canary first; scaling down happens once the router reads back primary-only.
-    kept = [a for a in actions if not isinstance(a, SetRouting | ScaleCanary)]
-    return Decision(back, (*kept, SetRouting(PRIMARY_ONLY)),
+    kept = tuple(a for a in actions if not isinstance(a, SetRouting | ScaleCanary))
+    first = _rolling_back(back, obs, 0)
+    return Decision(back.replace(message=why), (*kept, *first.actions),
                     (Emit("RollingBack", f"revision {state.revision}: {why}", warning=True),),
                     command_consumed=consumed, requeue_after=0)
 
@@ -360,7 +529,7 @@ def _restart(state: ReleaseState, obs: Observation) -> Decision:
     decision = _start_release(restarted, obs, obs.canary.template_hash or "", obs.command is not None)
     events = (Emit("ReleaseSuperseded", f"revision {state.revision} superseded by a newer template"),
               *decision.events)
-    return Decision(decision.state, decision.actions, events, decision.command_consumed, decision.requeue_after)
+    return replace(decision, events=events)
 
 
 def _canary_ready(state: ReleaseState, obs: Observation) -> bool:
@@ -373,17 +542,23 @@ def _idle_world(state: ReleaseState, obs: Observation) -> tuple[Action, ...]:
     if state.primary_hash and (obs.primary.template_hash != state.primary_hash
                                or obs.primary.spec_replicas != state.replicas):
         actions.append(EnsurePrimary(state.primary_hash, state.replicas))
-    if obs.routing is None:
-        actions.append(EnsureRoutes())
-    elif sends_to_canary(obs.routing):
+    if isinstance(obs.routing, Missing):
+        actions.append(EnsureRoutes(repair=True))
+    elif may_send_to_canary(obs.routing) and not isinstance(obs.routing, Unreadable):
         actions.append(SetRouting(PRIMARY_ONLY))
-    if obs.canary.spec_replicas != 0 and not sends_to_canary(obs.routing):
+    if obs.canary.spec_replicas != 0 and on_primary_only(obs.routing):
         actions.append(ScaleCanary(0))
     return tuple(actions)
 
 
-def _wait(state: ReleaseState, message: str, consumed: bool = False) -> Decision:
-    return Decision(state.replace(message=message), (), command_consumed=consumed, requeue_after=WAIT_POLL_SECONDS)
+def _seen(obs: Observation) -> str:
+    read = obs.routing
+    if isinstance(read, Missing):
+        return f"{read.what} is missing"
+    if isinstance(read, Unreadable):
+        return f"router unreadable: {read.reason}"
+    return f"router reads canary weight {read.routing.canary_weight}%" + (
+        f" with {len(read.routing.matches)} match(es)" if read.routing.matches else "")
 
 
 _HANDLERS = {

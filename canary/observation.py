@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.base import Routing
+from adapters.base import Observed, RouteRead, Routing, Unreadable
 from analysis.model import Verdict
-from canary.config import Step
+from canary.alerts import Alert
+from canary.config import AlertMatcher, Step
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class WorkloadStatus:
     ready: int = 0
     available: int = 0
     observed: bool = True  # status.observedGeneration caught up with metadata.generation
+    paused: bool = False  # spec.paused (`kubectl rollout pause`): the Deployment controller rolls nothing out
 
     @property
     def rolled_out(self) -> bool:
@@ -48,7 +50,11 @@ class WorkloadStatus:
             ready=int(status.get("readyReplicas") or 0),
             available=int(status.get("availableReplicas") or 0),
             observed=int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0),
+            paused=bool(spec.get("paused")),
         )
+
+
+NOT_READ = Unreadable("no router configured")
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,26 @@ class Observation:
     steps: tuple[Step, ...] = ()
     deadline_seconds: float = 600.0
     config_error: str | None = None  # a ConfigError's text: field path and fix
-    routing: Routing | None = None  # read back from the router; None: its objects are not there
+    routing: RouteRead = NOT_READ  # read back from the router, as seen
     verdict: Verdict | None = None  # the judge's combined verdict for the current step, if asked
     command: str | None = None  # the pending `weir.dev/command`
-    alert: str | None = None  # a firing alert that matches this release (its description)
+    alerts: tuple[Alert, ...] = ()  # firing alerts the webhook recorded on the Deployment
+    alert_rules: tuple[tuple[AlertMatcher, ...], ...] = ()  # `rollback-on-alerts` (none: every alert counts)
+    name: str = ""  # the Deployment's name, for messages
+
+
+def on_primary_only(read: RouteRead) -> bool:
+    """Seen, not assumed: the router reads back no canary weight and no canary match."""
+    return isinstance(read, Observed) and read.routing.canary_weight == 0 and not read.routing.matches
+
+
+def may_send_to_canary(read: RouteRead) -> bool:
+    """Anything but a read-back of primary-only (or objects that are not there at all) may be sending
+    traffic to the canary."""
+    if isinstance(read, Observed):
+        return read.routing.canary_weight > 0 or bool(read.routing.matches)
+    return isinstance(read, Unreadable)
+
+
+def routes_as(read: RouteRead, routing: Routing) -> bool:
+    return isinstance(read, Observed) and read.routing == routing

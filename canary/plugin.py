@@ -16,9 +16,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from canary.annotated import read_annotations, read_rollout
 from canary.annotations import COMMAND, ENABLED, STATE
-from canary.config import ConfigError, parse_rollout
-from canary.state import ReleaseState
 
 VERBS = ("promote", "abort", "pause", "resume", "retry")
 
@@ -100,7 +99,7 @@ def rows(deployments: list[dict[str, Any]]) -> list[dict[str, Any]]:
         annotations = meta.get("annotations") or {}
         if ENABLED not in annotations and STATE not in annotations:
             continue
-        state = ReleaseState.from_json(annotations[STATE]) if annotations.get(STATE) else None
+        state = read_annotations(deployment).state
         out.append({
             "namespace": meta["namespace"],
             "name": meta["name"],
@@ -159,11 +158,10 @@ def lint(path: str) -> int:
         meta = doc.get("metadata") or {}
         annotations = meta.get("annotations") or {}
         name = meta.get("name", "?")
-        try:
-            parse_rollout(annotations)
-        except ConfigError as exc:
+        _, error = read_rollout(annotations)
+        if error is not None:
             problems += 1
-            print(f"{path}: deployment {name}: {exc}")
+            print(f"{path}: deployment {name}: {error}")
             continue
         from canary.warnings import release_warnings
 

@@ -12,10 +12,8 @@ actions not yet done (and 1-2 derive exactly those again from what is observed).
 
 from __future__ import annotations
 
+import copy
 import logging
-import os
-import re
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,9 +22,9 @@ from typing import Any
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from adapters import RouterError, canonical, detect_router, make_router
-from adapters.backends import Backends
-from adapters.base import Route, Router, Routing
+from adapters.base import Missing, Observed, Route, Router, RouterError, Unreadable
+from adapters.factory import detect_router, make_router
+from adapters.routing import canonical
 from canary.actions import (
     Action,
     DeletePrimary,
@@ -40,15 +38,15 @@ from canary.actions import (
     SetRouting,
     describe,
 )
-from canary.alerts import AlertBook
-from canary.annotations import COMMAND, COMMANDS, ENABLED, ROLLOUT, STATE
-from canary.config import ConfigError, RolloutSpec, Step, flatten, parse_rollout
+from canary.annotated import Annotated, read_annotations
+from canary.annotations import ALERTS, COMMAND, PART_OF_LABEL, ROLLOUT, STATE
+from canary.config import ConfigError, RolloutSpec, Step, flatten
 from canary.judging import Judge, ReadinessJudge, ReleaseWindow
 from canary.kube import Cluster, Conflict
 from canary.machine import HISTORY_LIMIT, Decision, decide
 from canary.observation import Observation, WorkloadStatus
 from canary.revisions import RevisionStore
-from canary.state import ACTIVE_PHASES, Phase, ReleaseState
+from canary.state import ACTIVE_PHASES, Phase, ReleaseState, read_state, trusted_state
 from canary.warnings import release_warnings
 from canary.workload import (
     build_primary,
@@ -62,7 +60,6 @@ from canary.workload import (
 
 log = logging.getLogger("weir.reconciler")
 
-CRASH_AFTER_ENV = "WEIR_CRASH_AFTER_ACTIONS"  # fault injection for the crash-safety tests
 CHECK_EVERY_SECONDS = 30.0
 
 
@@ -81,50 +78,78 @@ class Outcome:
 class _Setup:
     spec: RolloutSpec
     router_kind: str
-    router: Router
-    route: Route
     steps: tuple[Step, ...]
 
 
+@dataclass(frozen=True)
+class _Routes:
+    """The router steering this release and the route it steers: from the valid configuration, or the
+    one remembered in the state when the configuration is invalid (traffic must still be movable)."""
+
+    kind: str
+    router: Router
+    route: Route
+
+
+@dataclass(frozen=True)
+class _Act:
+    """What an action handler works with."""
+
+    deployment: dict[str, Any]
+    state: ReleaseState | None
+    routes: _Routes | None
+
+
 class Reconciler:
-    def __init__(self, api: ApiClient, judge: Judge | None = None, alerts: AlertBook | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, api: ApiClient, judge: Judge | None = None, clock: Callable[[], float] = time.time,
+                 after_action: Callable[[], None] | None = None) -> None:
         self.cluster = Cluster(api)
-        self.backends = Backends(api)
         self.revisions = RevisionStore(api)
         self.api = api
         self.judge = judge or ReadinessJudge()
-        self.alerts = alerts or AlertBook()
         self.clock = clock
-        self._executed = 0
+        self.after_action = after_action  # a hook run after every executed action (fault injection in tests)
         self._routers: dict[str, Router] = {}
         self._checked: dict[tuple[str, str], tuple[float, str, str]] = {}
-        crash_after = os.environ.get(CRASH_AFTER_ENV)
-        self._crash_after = int(crash_after) if crash_after else None
+        self._handlers: dict[type, Callable[[Any, _Act], bool]] = {
+            ScaleCanary: self._scale_canary,
+            EnsurePrimary: self._ensure_primary,
+            DeletePrimary: self._delete_primary,
+            ForgetRelease: self._forget_release,
+            RecordRevision: self._record_revision,
+            RestoreTemplate: self._restore,
+            EnsureRoutes: self._ensure_routes,
+            SetRouting: self._set_routing,
+            FinalizeRoutes: self._finalize_routes,
+        }
 
     # --- the loop body ------------------------------------------------------------------------------
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         deployment = self.cluster.get_deployment(namespace, name)
         if deployment is None:
-            self.alerts.clear(namespace, name)
             self.judge.forget(namespace, name)
             return Outcome(None, 0, None, False)
-        annotations = deployment["metadata"].get("annotations") or {}
-        enabled = annotations.get(ENABLED, "").strip().lower() == "true"
-        state = _load_state(annotations.get(STATE))
-        if not enabled and state is None:
-            return Outcome(None, 0, None, False)
-
-        setup, error = self._setup(deployment, state)
+        annotated = read_annotations(deployment)
         primary = self.cluster.get_deployment(namespace, primary_name(name))
-        observation = self._observe(deployment, primary, state, setup, error, enabled)
+        state, restored_why = trusted_state(annotated.state, _kept_state(primary, name))
+        if not annotated.enabled and state is None:
+            return Outcome(None, 0, None, False)
+        if restored_why:
+            log.warning("state restored from the primary's copy", extra={"deployment": name, "reason": restored_why})
+            self.cluster.emit(deployment, "StateRestored", f"{restored_why}; resuming from Weir's own record",
+                              warning=True, dedupe_key=f"restore{state.seq if state else 0}")
+        if annotated.unknown_command:
+            log.warning("unknown command ignored", extra={"deployment": name, "command": annotated.unknown_command})
+
+        setup, error = self._setup(deployment, annotated, state)
+        routes = self._routes(deployment, setup, state)
+        observation = self._observe(deployment, primary, annotated, state, setup, routes, error)
         decision = decide(state, observation)
         self._record(deployment, state, decision)
-        executed = self._persist_and_act(deployment, state, decision, setup)
+        executed = self._persist_and_act(deployment, primary, state, decision, routes, setup,
+                                         force_write=bool(restored_why))
         new_state = decision.state
-        if new_state is None or new_state.phase not in ACTIVE_PHASES:
-            self.alerts.clear(namespace, name)
         if new_state is None or new_state.phase not in (Phase.PROGRESSING, Phase.PAUSED):
             self.judge.forget(namespace, name)
         requeue = decision.requeue_after
@@ -139,11 +164,14 @@ class Reconciler:
 
     # --- observe ------------------------------------------------------------------------------------
 
-    def _setup(self, deployment: dict[str, Any], state: ReleaseState | None) -> tuple[_Setup | None, str | None]:
+    def _setup(self, deployment: dict[str, Any], annotated: Annotated,
+               state: ReleaseState | None) -> tuple[_Setup | None, str | None]:
         meta = deployment["metadata"]
+        if annotated.spec is None:
+            return None, annotated.config_error
+        spec = annotated.spec
         kind = "?"
         try:
-            spec = parse_rollout(meta.get("annotations"))
             selector_labels(deployment)
             kind = spec.router or detect_router(self.api, meta["namespace"], meta["name"])
             router = self._router(kind)
@@ -160,8 +188,11 @@ class Reconciler:
                             f"router {kind} cannot route {step.label!r}",
                             "use router nginx (or gateway/istio) for partial weights and matches, "
                             "or blue-green stages with router service")
+            problem = self.judge.config_error(spec.analysis, meta["namespace"], meta["name"])
+            if problem is not None:
+                return None, problem
             steps = tuple(replace(step, routing=canonical(step.routing)) for step in flatten(stages))
-            return _Setup(spec, kind, router, route, steps), None
+            return _Setup(spec, kind, steps), None
         except ConfigError as exc:
             return None, str(exc)
         except RouterError as exc:
@@ -173,6 +204,19 @@ class Reconciler:
             return None, (f"weir.dev/rollout.router: router {kind!r} needs an API this cluster does not serve "
                           f"({exc.status} {exc.reason}). Fix: install that provider's CRDs, or use one of: "
                           "service, nginx")
+
+    def _routes(self, deployment: dict[str, Any], setup: _Setup | None, state: ReleaseState | None) -> _Routes | None:
+        """The router of the valid configuration, else the one this release last used."""
+        if setup is not None and setup.spec is not None:
+            kind, ingress, gateway_route = setup.router_kind, setup.spec.ingress, setup.spec.route
+        elif state is not None and state.router:
+            kind, ingress, gateway_route = state.router, state.ingress, state.gateway_route
+        else:
+            return None
+        try:
+            return _Routes(kind, self._router(kind), build_route(deployment, ingress, gateway_route))
+        except (ConfigError, RouterError):
+            return None
 
     def _router(self, kind: str) -> Router:
         """Routers are kept for the controller's life: they hold no per-release state."""
@@ -192,20 +236,15 @@ class Reconciler:
         return text != _config_text(deployment) or checked_kind != kind or \
             self.clock() - checked_at > CHECK_EVERY_SECONDS
 
-    def _observe(self, deployment: dict[str, Any], primary: dict[str, Any] | None, state: ReleaseState | None,
-                 setup: _Setup | None, error: str | None, enabled: bool) -> Observation:
+    def _observe(self, deployment: dict[str, Any], primary: dict[str, Any] | None, annotated: Annotated,
+                 state: ReleaseState | None, setup: _Setup | None, routes: _Routes | None,
+                 error: str | None) -> Observation:
         meta = deployment["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         now = self.clock()
         canary = WorkloadStatus.from_deployment(deployment, template_hash(deployment))
         primary_status = WorkloadStatus.from_deployment(primary, primary_template_hash(primary))
-        routing = self._read_routing(setup) if setup else None
-        command = (meta.get("annotations") or {}).get(COMMAND)
-        if command is not None:
-            command = command.strip()
-            if not is_command(command):
-                log.warning("unknown command ignored", extra={"deployment": name, "command": command})
-                command = None
+        routing = _read(routes) if routes else Unreadable("no router: the configuration is invalid")
         verdict = None
         if setup and state and state.phase is Phase.PROGRESSING and state.step_started_at is not None \
                 and state.canary_ready_at is not None and not error:
@@ -214,30 +253,11 @@ class Reconciler:
             verdict = self.judge.verdict(window, setup.spec.analysis, now)
         deadline = progress_deadline(deployment, setup.spec.progress_deadline_seconds if setup else None)
         return Observation(
-            now=now, enabled=enabled, canary=canary, primary=primary_status,
+            now=now, enabled=annotated.enabled, canary=canary, primary=primary_status,
             steps=setup.steps if setup else (), deadline_seconds=deadline, config_error=error, routing=routing,
-            verdict=verdict, command=command,
-            alert=self.alerts.get(namespace, name),
+            verdict=verdict, command=annotated.command, alerts=annotated.alerts,
+            alert_rules=setup.spec.rollback_on_alerts if setup else (), name=name,
         )
-
-    def _read_routing(self, setup: _Setup) -> Routing | None:
-        """What the router has now; None when its objects are not (all) in place, so the machine
-        (re-)ensures them before anything depends on them."""
-        try:
-            if not self._backends_in_place(setup.route):
-                return None
-            return canonical(setup.router.read(setup.route))
-        except (RouterError, ApiException) as exc:
-            log.info("routes not readable yet", extra={"deployment": setup.route.name, "reason": str(exc)})
-            return None
-
-    def _backends_in_place(self, route: Route) -> bool:
-        """The Services every router relies on exist, and the apex selects one of the two arms."""
-        for name in (route.primary_service, route.canary_service):
-            if self.backends.apex_selector(replace(route, name=name)) is None:
-                return False
-        selector = self.backends.apex_selector(route)
-        return selector in (dict(route.primary_selector), dict(route.canary_selector))
 
     # --- record, persist, act -----------------------------------------------------------------------
 
@@ -249,76 +269,77 @@ class Reconciler:
                 for warning in release_warnings(deployment):
                     self.cluster.emit(deployment, "UnsafeRelease", warning, warning=True, dedupe_key=f"r{revision}")
 
-    def _persist_and_act(self, deployment: dict[str, Any], state: ReleaseState | None, decision: Decision,
-                         setup: _Setup | None) -> int:
+    def _persist_and_act(self, deployment: dict[str, Any], primary: dict[str, Any] | None,
+                         state: ReleaseState | None, decision: Decision, routes: _Routes | None,
+                         setup: _Setup | None, force_write: bool) -> int:
         new_state = decision.state
-        if new_state is not None and (new_state != state or decision.command_consumed):
-            changes: dict[str, str | None] = {STATE: new_state.to_json()}
-            if decision.command_consumed:
-                changes[COMMAND] = None
-            deployment = self.cluster.write_annotations(deployment, changes)  # Conflict: decide again
+        if new_state is not None:
+            if setup is not None and setup.spec is not None:
+                # Remember where traffic is steered, for when the configuration turns invalid.
+                new_state = new_state.replace(router=setup.router_kind, ingress=setup.spec.ingress,
+                                              gateway_route=setup.spec.route)
+            changed = new_state != state or decision.command_consumed or decision.alerts_consumed or force_write
+            if changed:
+                new_state = new_state.replace(seq=(state.seq if state else 0) + 1)
+                changes: dict[str, str | None] = {STATE: new_state.to_json()}
+                if decision.command_consumed:
+                    changes[COMMAND] = None
+                if decision.alerts_consumed:
+                    changes[ALERTS] = None
+                deployment = self.cluster.write_annotations(deployment, changes)  # Conflict: decide again
+                if primary is not None and _milestone(state, new_state):
+                    self.cluster.keep_state_copy(primary, new_state.to_json())
         executed = 0
+        context = _Act(deployment, new_state, routes)
         for action in decision.actions:
-            if self._execute(action, deployment, new_state, setup):
+            if self._execute(action, context):
                 executed += 1
                 reason, message = describe(action)
                 revision = new_state.revision if new_state else 0
                 self.cluster.emit(deployment, reason, message, dedupe_key=f"r{revision}|{action!r}")
-                self._count_for_crash_test()
+                if self.after_action is not None:
+                    self.after_action()
         return executed
 
-    def _execute(self, action: Action, deployment: dict[str, Any], state: ReleaseState | None,
-                 setup: _Setup | None) -> bool:
+    def _execute(self, action: Action, context: _Act) -> bool:
         """Run one action; False when there was nothing to do (already in place)."""
-        meta = deployment["metadata"]
-        namespace, name = meta["namespace"], meta["name"]
-        if isinstance(action, ScaleCanary):
-            if (deployment.get("spec") or {}).get("replicas") == action.replicas:
-                return False
-            self.cluster.scale(namespace, name, action.replicas)
-            return True
-        if isinstance(action, EnsurePrimary):
-            return self._ensure_primary(deployment, action)
-        if isinstance(action, DeletePrimary):
-            return self.cluster.delete_deployment(namespace, primary_name(name))
-        if isinstance(action, ForgetRelease):
-            current = self.cluster.get_deployment(namespace, name)
-            if current is not None:
-                self.cluster.write_annotations(current, {STATE: None, COMMAND: None})
-            return True
-        if isinstance(action, RecordRevision):
-            if template_hash(deployment) != action.template_hash:
-                log.warning("revision template changed before it was kept; undo cannot return to it",
-                            extra={"deployment": name, "revision": action.number})
-                return False
-            template = (deployment.get("spec") or {}).get("template") or {}
-            self.revisions.record(deployment, action.number, action.template_hash, template, HISTORY_LIMIT)
-            return True
-        if isinstance(action, RestoreTemplate):
-            return self._restore(deployment, action)
-        if setup is None:
-            raise RuntimeError(f"{type(action).__name__} needs a valid router configuration")
-        if isinstance(action, EnsureRoutes):
-            setup.router.ensure(setup.route)
-            return True
-        if isinstance(action, SetRouting):
-            wanted = canonical(action.routing)
-            routed = self._read_routing(setup)
-            if routed == wanted:
-                return False
-            if routed is None:
-                setup.router.ensure(setup.route)
-            setup.router.set(setup.route, wanted)
-            seen = self._read_routing(setup)
-            if seen != wanted:  # verify what the data plane really has before anything depends on it
-                raise RuntimeError(f"router {setup.router_kind} reads back {seen} after setting {wanted}")
-            return True
-        if isinstance(action, FinalizeRoutes):
-            setup.router.finalize(setup.route)
-            return True
-        raise TypeError(f"unknown action {action!r}")
+        handler = self._handlers.get(type(action))
+        if handler is None:
+            raise TypeError(f"unknown action {action!r}")
+        return handler(action, context)
 
-    def _restore(self, deployment: dict[str, Any], action: RestoreTemplate) -> bool:
+    # --- action handlers ----------------------------------------------------------------------------
+
+    def _scale_canary(self, action: ScaleCanary, context: _Act) -> bool:
+        meta = context.deployment["metadata"]
+        if (context.deployment.get("spec") or {}).get("replicas") == action.replicas:
+            return False
+        self.cluster.scale(meta["namespace"], meta["name"], action.replicas)
+        return True
+
+    def _delete_primary(self, _: DeletePrimary, context: _Act) -> bool:
+        meta = context.deployment["metadata"]
+        return self.cluster.delete_deployment(meta["namespace"], primary_name(meta["name"]))
+
+    def _forget_release(self, _: ForgetRelease, context: _Act) -> bool:
+        meta = context.deployment["metadata"]
+        current = self.cluster.get_deployment(meta["namespace"], meta["name"])
+        if current is not None:
+            self.cluster.write_annotations(current, {STATE: None, COMMAND: None, ALERTS: None})
+        return True
+
+    def _record_revision(self, action: RecordRevision, context: _Act) -> bool:
+        deployment = context.deployment
+        if template_hash(deployment) != action.template_hash:
+            log.warning("revision template changed before it was kept; undo cannot return to it",
+                        extra={"deployment": deployment["metadata"]["name"], "revision": action.number})
+            return False
+        template = (deployment.get("spec") or {}).get("template") or {}
+        self.revisions.record(deployment, action.number, action.template_hash, template, HISTORY_LIMIT)
+        return True
+
+    def _restore(self, action: RestoreTemplate, context: _Act) -> bool:
+        deployment = context.deployment
         meta = deployment["metadata"]
         kept = self.revisions.get(meta["namespace"], meta["name"], action.number)
         if kept is None or kept[0] != action.template_hash:
@@ -330,7 +351,8 @@ class Reconciler:
         self.cluster.replace_template(deployment, kept[1])
         return True
 
-    def _ensure_primary(self, deployment: dict[str, Any], action: EnsurePrimary) -> bool:
+    def _ensure_primary(self, action: EnsurePrimary, context: _Act) -> bool:
+        deployment = context.deployment
         meta = deployment["metadata"]
         existing = self.cluster.get_deployment(meta["namespace"], primary_name(meta["name"]))
         if existing is not None and primary_template_hash(existing) == action.template_hash:
@@ -338,42 +360,97 @@ class Reconciler:
                 return False
             self.cluster.scale(meta["namespace"], primary_name(meta["name"]), action.replicas)
             return True
-        if template_hash(deployment) != action.template_hash:
-            # The user's template moved on; the machine will decide again from the new observation.
-            log.info("primary template not available", extra={"deployment": meta["name"]})
+        source = self._with_template(deployment, action.template_hash)
+        if source is None:
+            log.info("primary template not available", extra={"deployment": meta["name"],
+                                                               "template": action.template_hash})
             return False
-        wanted = build_primary(deployment, action.replicas)
+        wanted = build_primary(source, action.replicas)
         if existing is None:
             self.cluster.create_deployment(wanted)
         else:
+            kept = ((existing.get("metadata") or {}).get("annotations") or {}).get(STATE)
+            if kept is not None:
+                wanted["metadata"]["annotations"][STATE] = kept  # the state copy survives a template update
             wanted["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
             self.cluster.replace_deployment(wanted)
         return True
 
-    def _count_for_crash_test(self) -> None:
-        self._executed += 1
-        if self._crash_after is not None and self._executed >= self._crash_after:
-            log.warning("fault injection: SIGKILL after action", extra={"actions": self._executed})
-            os.kill(os.getpid(), signal.SIGKILL)
+    def _with_template(self, deployment: dict[str, Any], wanted_hash: str) -> dict[str, Any] | None:
+        """The Deployment as it would be with the template of `wanted_hash`: its own when it has it,
+        else one kept for undo (a primary deleted mid-release, or a rollback from a promotion)."""
+        if template_hash(deployment) == wanted_hash:
+            return deployment
+        meta = deployment["metadata"]
+        template = self.revisions.find(meta["namespace"], meta["name"], wanted_hash)
+        if template is None:
+            return None
+        source = copy.deepcopy(deployment)
+        source["spec"]["template"] = template
+        return source if template_hash(source) == wanted_hash else None
+
+    def _ensure_routes(self, action: EnsureRoutes, context: _Act) -> bool:
+        routes = _need(context.routes, action)
+        made = routes.router.ensure(routes.route)
+        if action.repair:
+            self._report_recreated(context.deployment, made)
+        return True
+
+    def _set_routing(self, action: SetRouting, context: _Act) -> bool:
+        routes = _need(context.routes, action)
+        wanted = canonical(action.routing)
+        seen = _read(routes)
+        if isinstance(seen, Observed) and seen.routing == wanted:
+            return False
+        if isinstance(seen, Missing):
+            self._report_recreated(context.deployment, routes.router.ensure(routes.route))
+        routes.router.set(routes.route, wanted)  # reads back what it set: RoutingNotApplied otherwise
+        return True
+
+    def _finalize_routes(self, action: FinalizeRoutes, context: _Act) -> bool:
+        routes = _need(context.routes, action)
+        routes.router.finalize(routes.route)
+        return True
+
+    def _report_recreated(self, deployment: dict[str, Any], made: list[str]) -> None:
+        for what in made:
+            log.warning("re-created a missing object", extra={"deployment": deployment["metadata"]["name"],
+                                                              "object": what})
+            self.cluster.emit(deployment, "Recreated", f"{what} was missing; re-created it with all traffic on "
+                              "primary", warning=True,
+                              dedupe_key=f"recreated|{deployment['metadata']['resourceVersion']}")
 
 
-def is_command(text: str) -> bool:
-    return text in COMMANDS or re.fullmatch(r"undo:\d+", text) is not None
+def _need(routes: _Routes | None, action: Action) -> _Routes:
+    if routes is None:
+        raise RuntimeError(f"{type(action).__name__} needs a router, and the configuration names none that works")
+    return routes
+
+
+def _read(routes: _Routes) -> Observed | Missing | Unreadable:
+    try:
+        return routes.router.read(routes.route)
+    except Exception as exc:  # the contract says read never raises; a router bug must not look like data
+        return Unreadable(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _kept_state(primary: dict[str, Any] | None, name: str) -> ReleaseState | None:
+    """The state copy on a primary that Weir made for this Deployment."""
+    if primary is None:
+        return None
+    meta = primary.get("metadata") or {}
+    if (meta.get("labels") or {}).get(PART_OF_LABEL) != name:
+        return None
+    return read_state((meta.get("annotations") or {}).get(STATE))
+
+
+def _milestone(before: ReleaseState | None, after: ReleaseState) -> bool:
+    """Phase and revision changes are copied to the primary (the fence against old state copies)."""
+    return before is None or before.phase is not after.phase or before.revision != after.revision
 
 
 def _config_text(deployment: dict[str, Any]) -> str:
     return str((deployment["metadata"].get("annotations") or {}).get(ROLLOUT, ""))
-
-
-def _load_state(text: str | None) -> ReleaseState | None:
-    if not text:
-        return None
-    try:
-        return ReleaseState.from_json(text)
-    except (ValueError, TypeError, KeyError) as exc:
-        # A hand-edited or corrupt state must not wedge the controller: start over from what exists.
-        log.warning("unreadable weir.dev/state; starting from scratch", extra={"error": str(exc)})
-        return None
 
 
 __all__ = ["Conflict", "Outcome", "Reconciler"]

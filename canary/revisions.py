@@ -64,6 +64,15 @@ class RevisionStore:
         entry = json.loads(text)
         return str(entry["hash"]), dict(entry["template"])
 
+    def find(self, namespace: str, name: str, template_hash: str) -> dict[str, Any] | None:
+        """The kept pod template whose hash is `template_hash`, or None."""
+        existing = self._read(namespace, name)
+        for text in ((existing or {}).get("data") or {}).values():
+            entry = json.loads(text)
+            if entry.get("hash") == template_hash:
+                return dict(entry["template"])
+        return None
+
     def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             response = self.core.read_namespaced_config_map(store_name(name), namespace, _preload_content=False)

@@ -10,6 +10,7 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ def register(commands: Any) -> None:
     parser.add_argument("--leader-elect-lease", type=float, default=15.0,
                         help="seconds without renewal before a standby may take over (default 15)")
     parser.add_argument("--log-level", default="info")
+    # Fault injection for the crash-safety tests: SIGKILL this process after N executed actions.
+    parser.add_argument("--crash-after-actions", type=int, default=None, help=argparse.SUPPRESS)
     parser.set_defaults(handler=run)
 
 
@@ -65,6 +68,22 @@ def make_judge(prometheus: str | None) -> Judge:
     from canary.analysis_judge import AnalysisJudge
 
     return AnalysisJudge(prometheus)
+
+
+def crash_after(actions: int | None) -> Callable[[], None] | None:
+    """A hook that SIGKILLs the process at its `actions`-th call (None: no hook)."""
+    if actions is None:
+        return None
+    done = 0
+
+    def count() -> None:
+        nonlocal done
+        done += 1
+        if done >= actions:
+            log.warning("fault injection: SIGKILL after action", extra={"actions": done})
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return count
 
 
 def token_source(args: argparse.Namespace, api: client.ApiClient) -> Any:
@@ -91,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
     api = load_api(args.kubeconfig, args.context)
     controller = Controller(api, args.namespace, judge=make_judge(args.prometheus), workers=args.workers,
-                            resync_seconds=args.resync)
+                            resync_seconds=args.resync, after_action=crash_after(args.crash_after_actions))
     host, _, port = args.listen.rpartition(":")
     elector = _elector(args, api)
     app = build_app(controller, token_source(args, api),

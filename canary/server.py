@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -10,8 +11,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from canary.alerts import PayloadError, parse_payload
 from canary.controller import Controller
-from canary.webhook import PayloadError, parse_payload
 
 log = logging.getLogger("weir.server")
 
@@ -63,9 +64,16 @@ def build_app(controller: Controller, token: Callable[[], str | None],
             parsed = parse_payload(body)
         except PayloadError as exc:
             return _problem(422, str(exc))
-        matched = controller.take_alerts(parsed)
-        log.info("alerts received", extra={"alerts": len(parsed), "rolling_back": matched})
-        return web.json_response({"received": len(parsed), "rollingBack": matched})
+        # Recorded on the Deployments before the answer: a crash after a 200 loses no rollback.
+        recorded, failed = await asyncio.to_thread(controller.intake.take, parsed)
+        controller.stats.alerts_received += len(parsed)
+        controller.stats.alerts_matched += len(recorded)
+        log.info("alerts received", extra={"alerts": len(parsed), "rolling_back": recorded, "failed": failed})
+        if failed:
+            # Alertmanager resends the batch on a 5xx; what was recorded is not recorded twice.
+            return web.json_response({"received": len(parsed), "rollingBack": recorded, "failed": failed},
+                                     status=503)
+        return web.json_response({"received": len(parsed), "rollingBack": recorded})
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

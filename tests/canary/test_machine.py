@@ -5,15 +5,17 @@ from __future__ import annotations
 from adapters.base import Match, Routing
 from analysis.model import Outcome
 from canary.actions import EnsurePrimary, EnsureRoutes, ForgetRelease, ScaleCanary, SetRouting
+from canary.alerts import Alert
 from canary.config import Step
 from canary.machine import decide
 from canary.state import Phase, ReleaseState
 from tests.canary.world import World
 
 
-def initialized(**kw: object) -> World:
+def initialized(primary_delay: float = 0.0, **kw: object) -> World:
     world = World(**kw)  # type: ignore[arg-type]
     world.settle()
+    world.primary_delay = primary_delay  # a slow primary, from the first release on
     assert world.state is not None and world.state.phase is Phase.IDLE
     return world
 
@@ -259,7 +261,7 @@ def test_matching_alert_rolls_back() -> None:
     world = initialized().with_steps(10, 50, hold=100)
     start_release(world)
     world.run(5)
-    world.alert = "CanaryErrors"
+    world.alerts = (Alert("firing", {"alertname": "CanaryErrors"}, received_at=world.now),)
     world.settle()
     assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
     assert "CanaryErrors" in world.state.message  # type: ignore[union-attr]
@@ -314,16 +316,36 @@ def test_invalid_config_changes_nothing_and_warns_once() -> None:
     assert world.events == ["InvalidConfig"]
 
 
-def test_invalid_config_mid_release_freezes_then_resumes_when_fixed() -> None:
+def test_invalid_config_mid_release_moves_traffic_to_primary_keeps_the_canary_and_resumes_when_fixed() -> None:
+    world = initialized().with_steps(10, 50, hold=10)
+    start_release(world)
+    world.run(3)
+    assert world.routing == Routing(10)
+    world.config_error = "bad"
+    world.run(30)
+    assert world.routing == Routing(0) and world.state.phase is Phase.INVALID  # type: ignore[union-attr]
+    assert world.user_replicas == 3  # the canary keeps running, so fixing the config resumes the release
+    assert world.events.count("InvalidConfig") == 1
+    world.config_error = None
+    world.step()
+    assert world.state.phase is Phase.PROGRESSING  # type: ignore[union-attr]
+    world.step()
+    assert world.routing == Routing(10)  # the step is applied again, and its hold starts over
+    world.run(60)
+    assert world.primary_hash == "v2" and world.violations == []
+
+
+def test_an_alert_while_the_config_is_invalid_still_rolls_the_release_back() -> None:
     world = initialized().with_steps(10, 50, hold=10)
     start_release(world)
     world.run(3)
     world.config_error = "bad"
-    world.run(30)
-    assert world.routing == Routing(10) and world.state.phase is Phase.INVALID  # type: ignore[union-attr]
-    world.config_error = None
     world.step()
-    assert world.state.phase is Phase.PROGRESSING  # type: ignore[union-attr]
+    world.alerts = (Alert("firing", {"alertname": "Anything"}, received_at=world.now),)
+    world.settle()
+    assert world.state.phase is Phase.INVALID and world.state.resume_phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
+    assert world.user_replicas == 0 and world.primary_hash == "v1" and world.alerts == ()
+    assert "RolledBack" in world.events
 
 
 def test_opt_out_scales_the_deployment_back_before_handing_traffic_over() -> None:
@@ -445,3 +467,200 @@ def test_undo_after_a_rollback_sets_the_deployment_back_to_what_primary_serves()
     assert world.user_hash == "v2" and world.primary_hash == "v2"
     assert world.state.revision == 2 and world.state.failed_hash is None  # type: ignore[union-attr]
     assert world.user_replicas == 0  # nothing to release: primary already runs it
+
+
+# --- faults and human actions mid-release (never stuck, never exposed) ----------------------------------
+
+
+def mid_release(**kw: object) -> World:
+    world = initialized(**kw).with_steps(10, 50, hold=10)
+    start_release(world)
+    world.run(3)
+    assert world.routing == Routing(10)
+    return world
+
+
+def test_rollback_never_scales_the_canary_down_while_the_router_is_unreadable() -> None:
+    world = mid_release(deadline=30.0)
+    world.router_readable = False
+    world.verdict = Outcome.FAIL
+    world.run(20)
+    assert world.state.phase is Phase.ROLLING_BACK and world.user_replicas == 3  # type: ignore[union-attr]
+    world.run(20)
+    assert world.state.phase is Phase.DEGRADED  # type: ignore[union-attr]
+    assert "cannot confirm all traffic is on primary" in world.state.message  # type: ignore[union-attr]
+    assert "Degraded" in world.events and world.user_replicas == 3
+    world.router_readable = True
+    world.run(5)
+    assert world.state.phase is Phase.ROLLED_BACK and world.routing == Routing(0)  # type: ignore[union-attr]
+    assert world.user_replicas == 0 and "Recovered" in world.events and world.violations == []
+
+
+def test_promotion_waits_for_a_read_back_of_primary_only() -> None:
+    world = mid_release()
+    while world.state.phase is not Phase.PROMOTING:  # type: ignore[union-attr]
+        world.now += 1
+        world.step()
+    world.router_readable = False
+    world.run(40)
+    assert world.state.phase is Phase.PROMOTING and world.user_replicas == 3  # type: ignore[union-attr]
+    world.router_readable = True
+    world.run(5)
+    assert world.state.phase is Phase.IDLE and world.primary_hash == "v2"  # type: ignore[union-attr]
+    assert world.violations == []
+
+
+def test_deleted_routes_are_recreated_mid_release_and_the_step_applied_again() -> None:
+    world = mid_release()
+    world.routing = None  # e.g. the canary Ingress was deleted
+    decision = world.step()
+    assert EnsureRoutes(repair=True) in decision.actions and world.routing == Routing(0)
+    world.step()
+    assert world.routing == Routing(10)
+    world.run(40)
+    assert world.primary_hash == "v2" and world.violations == []
+
+
+def test_a_step_the_router_cannot_take_is_rolled_back_at_the_deadline() -> None:
+    world = mid_release(deadline=30.0)
+    world.run(8)  # now at 50%
+    world.router_readable = False
+    world.run(10)
+    world.router_readable = True
+    world.run(1)
+    world.router_readable = False
+    world.state = world.state.replace(step_started_at=world.now)  # type: ignore[union-attr]
+    world.routing = Routing(20)  # someone edited the weight; the router then stops answering
+    world.run(35)
+    assert world.state.phase in (Phase.ROLLING_BACK, Phase.DEGRADED)  # type: ignore[union-attr]
+    assert world.user_replicas == 3  # not scaled down blind
+    world.router_readable = True
+    world.run(5)
+    assert world.state.phase is Phase.ROLLED_BACK and world.violations == []  # type: ignore[union-attr]
+
+
+def test_a_promotion_that_cannot_finish_is_rolled_back_at_the_deadline() -> None:
+    world = mid_release(deadline=30.0, primary_delay=10_000.0)
+    world.run(60)
+    assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
+    assert "promotion did not finish" in world.state.message  # type: ignore[union-attr]
+    assert world.primary_hash == "v1" and world.routing == Routing(0) and world.user_replicas == 0
+    assert world.violations == []
+
+
+def test_kubectl_scale_mid_release_sets_the_size_both_arms_converge_to() -> None:
+    world = mid_release()
+    world.user_replicas, world.canary_ready = 5, 5
+    world.step()
+    assert world.primary_replicas == 5 and world.user_replicas == 5
+    world.run(40)
+    assert world.state.phase is Phase.IDLE and world.state.replicas == 5  # type: ignore[union-attr]
+    assert world.primary_hash == "v2" and world.primary_replicas == 5 and world.user_replicas == 0
+
+
+def test_pausing_the_deployment_pauses_the_release_and_resuming_continues_it() -> None:
+    world = mid_release()
+    world.canary_paused = True
+    world.run(100)
+    assert world.state.phase is Phase.PAUSED and world.routing == Routing(10)  # type: ignore[union-attr]
+    assert world.events.count("Paused") == 1
+    world.command = "resume"  # the operator's resume cannot undo kubectl's pause
+    world.step()
+    assert world.state.phase is Phase.PAUSED and world.command is None  # type: ignore[union-attr]
+    world.canary_paused = False
+    world.step()
+    assert world.state.phase is Phase.PROGRESSING and "Resumed" in world.events  # type: ignore[union-attr]
+    world.run(5)
+    assert world.routing == Routing(10)  # the clock was stopped: the step's hold is not over yet
+    world.run(30)
+    assert world.primary_hash == "v2" and world.violations == []
+
+
+def test_a_template_change_while_the_deployment_is_paused_starts_paused_without_scaling() -> None:
+    world = initialized().with_steps(10, hold=5)
+    world.canary_paused = True
+    start_release(world)
+    assert world.state.phase is Phase.PAUSED and world.user_replicas == 0  # type: ignore[union-attr]
+    world.canary_paused = False
+    world.run(60)
+    assert world.primary_hash == "v2" and world.violations == []
+
+
+def test_a_paused_primary_holds_the_promotion_with_its_clock_stopped() -> None:
+    world = mid_release(deadline=30.0, primary_delay=2.0)
+    world.primary_paused = True
+    world.run(200)
+    assert world.state.phase is Phase.PROMOTING and "is paused" in world.state.message  # type: ignore[union-attr]
+    assert world.events.count("PromotionHeld") == 1
+    world.primary_paused = False
+    world.run(10)
+    assert world.state.phase is Phase.IDLE and world.primary_hash == "v2"  # type: ignore[union-attr]
+
+
+def test_a_primary_that_never_becomes_ready_degrades_initialization_and_it_recovers() -> None:
+    world = World(deadline=30.0, primary_delay=100.0)
+    world.run(60)
+    assert world.state.phase is Phase.DEGRADED and world.routing is None  # type: ignore[union-attr]
+    assert "waiting for primary" in world.state.message and world.user_replicas == 3  # type: ignore[union-attr]
+    world.run(60)
+    assert world.state.phase is Phase.IDLE and "Recovered" in world.events  # type: ignore[union-attr]
+
+
+def test_an_alert_recorded_before_the_release_began_is_not_about_it() -> None:
+    world = initialized().with_steps(10, 50, hold=10)
+    world.user_hash = "v2"
+    world.alerts = (Alert("firing", {"alertname": "Old"}, received_at=world.now - 100),)
+    world.run(40)
+    assert world.primary_hash == "v2" and world.alerts == ()
+
+
+def test_random_faults_and_human_actions_never_expose_traffic_and_always_settle() -> None:
+    """A randomized world that can produce every fault the machine claims to handle: an unreadable
+    router, deleted routes, a slow or paused primary, a paused Deployment, scaling, invalid configs,
+    alerts, commands and new templates. Invariants hold at every action, and once the faults stop every
+    release ends on primary within a bounded time."""
+    import random
+
+    rng = random.Random(11)
+    for run in range(150):
+        world = initialized(deadline=rng.choice([20.0, 60.0]), primary_delay=rng.choice([0.0, 3.0, 30.0]))
+        world = world.with_steps(10, 50, hold=rng.choice([3.0, 10.0]))
+        start_release(world, f"v{rng.randrange(2, 9)}")
+        for _ in range(80):
+            world.verdict = rng.choice([Outcome.PASS, Outcome.CONTINUE, Outcome.NODATA, Outcome.FAIL, None])
+            roll = rng.random()
+            if roll < 0.08:
+                world.router_readable = not world.router_readable
+            elif roll < 0.11:
+                world.routing = None
+            elif roll < 0.14:
+                world.canary_paused = not world.canary_paused
+            elif roll < 0.16:
+                world.primary_paused = not world.primary_paused
+            elif roll < 0.19:
+                world.canary_ready = rng.choice([0, 1, world.user_replicas])
+            elif roll < 0.21 and world.user_replicas:
+                world.user_replicas = world.canary_ready = rng.choice([1, 2, 5])
+            elif roll < 0.24:
+                world.config_error = None if world.config_error else "weir.dev/rollout.router: bad. Fix: x"
+            elif roll < 0.26:
+                world.alerts = (Alert("firing", {"alertname": "A"}, received_at=world.now),)
+            elif roll < 0.30:
+                world.command = rng.choice(["abort", "promote", "pause", "resume", "promote-full", "undo"])
+            elif roll < 0.32:
+                world.user_hash = f"v{rng.randrange(2, 9)}"
+            world.step()
+            world.now += rng.choice([0.5, 1.0, 5.0])
+        assert world.violations == [], (run, world.violations)
+        # The faults stop: every release must end with its traffic on primary, whatever state it was in.
+        world.router_readable, world.canary_paused, world.primary_paused = True, False, False
+        world.config_error, world.canary_can_be_ready, world.verdict = None, True, Outcome.PASS
+        for _ in range(200):
+            if world.state is not None and world.state.phase is Phase.PAUSED:
+                world.command = "resume"  # an operator's pause waits for the operator
+            world.step()
+            world.now += 2.0
+        assert world.violations == [], (run, world.violations)
+        assert world.state is not None and world.state.phase in (Phase.IDLE, Phase.ROLLED_BACK), \
+            (run, world.state.phase, world.state.message)
+        assert world.routing == Routing(0) and world.user_replicas == 0, (run, world.routing, world.user_replicas)

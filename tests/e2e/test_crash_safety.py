@@ -12,8 +12,6 @@ from tests.e2e.harness import App, ControllerProcess, Recorder, wait_for
 
 pytestmark = pytest.mark.e2e
 
-CRASH_ENV = "WEIR_CRASH_AFTER_ACTIONS"
-
 
 def primary_template_changes(recorder: Recorder, name: str) -> int:
     generations = set()
@@ -48,7 +46,8 @@ def release_with_crash(kube: KubeTarget, name: str, crash_after: int | None) -> 
     try:
         app.set_image("example/web:2")
         if crash_after is not None:
-            doomed = ControllerProcess(kube.kubeconfig_path, kube.namespace, env={CRASH_ENV: str(crash_after)})
+            doomed = ControllerProcess(kube.kubeconfig_path, kube.namespace,
+                                       args=["--crash-after-actions", str(crash_after)])
             try:
                 wait_for(lambda: doomed.process.poll() is not None or (app.state().get("revision") == 1
                          and app.phase() == "Idle"), 40, "crash or completion")
