@@ -40,6 +40,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from analysis.promql_syntax import syntax_error
+
 # --- names -------------------------------------------------------------------------------------
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -163,8 +165,20 @@ _VARIABLE = re.compile(r"\{\{\s*([A-Za-z_]+)\s*\}\}")
 _DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
 
 
+TEMPLATE_FIX = "close every quote and use only " + ", ".join("{{" + v + "}}" for v in TEMPLATE_VARIABLES)
+SYNTAX_FIX = ("pair every ( { [ with its closing bracket, close every quote, write a backslash in a string as "
+              "\\\\, and leave # comments out (name the metric instead)")
+
+
 class TemplateError(ValueError):
-    """A custom PromQL template that cannot be rendered safely."""
+    """A custom PromQL template that cannot be rendered safely, or that cannot be PromQL at all.
+
+    `fix` says what to change, in words for the person who wrote the template.
+    """
+
+    def __init__(self, message: str, fix: str = TEMPLATE_FIX) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class _Context(enum.Enum):
@@ -245,11 +259,28 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return "".join(pieces)
 
 
+# Values that pass every check `ReleaseWindow` makes, so a rendered template is plain PromQL.
+PLACEHOLDER_VALUES: Mapping[str, str] = {
+    "namespace": "weir-check", "name": "weir-check", "primary": "weir-check-primary",
+    "canary": "weir-check", "arm": "weir-check", "interval": "1m",
+}
+
+
+def render_placeholder(template: str) -> str:
+    """`template` rendered on placeholder values (`PLACEHOLDER_VALUES`), e.g. to ask a real
+    Prometheus whether it parses: `promql_parse_error(url, render_placeholder(template))`.
+    Raises TemplateError when it cannot be rendered (unknown variable, unterminated string)."""
+    return render(template, PLACEHOLDER_VALUES)
+
+
 def check_template(template: str) -> None:
-    """Raise TemplateError unless `template` renders safely: quotes closed, only known variables."""
+    """Raise TemplateError unless `template` renders safely (quotes closed, only known variables)
+    and its rendering passes the server-less PromQL check (`promql_syntax.syntax_error`)."""
     if not template.strip():
-        raise TemplateError("template: the query is empty")
-    render(template, {name: "x" for name in TEMPLATE_VARIABLES} | {"interval": "1m"})
+        raise TemplateError("template: the query is empty", "write a PromQL query, e.g. sum(rate(x[{{interval}}]))")
+    problem = syntax_error(render_placeholder(template))
+    if problem is not None:
+        raise TemplateError(f"template: {problem}", SYNTAX_FIX)
 
 
 def template_values(window: ReleaseWindow, arm: str, interval: str) -> dict[str, str]:
