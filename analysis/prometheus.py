@@ -314,3 +314,40 @@ def _prometheus_error(message: str) -> str:
         return f"HTTP {status} {payload['errorType']}: {payload['error']}"
     except (ValueError, SyntaxError, KeyError, TypeError):
         return f"HTTP {status}: {match.group(2)[:300]}"
+
+
+class PrometheusUnavailable(Exception):
+    """Prometheus could not be asked (unreachable, timed out, refused us, or answered 5xx): this says
+    nothing about whether a query is valid."""
+
+
+def promql_parse_error(base_url: str, query: str, timeout: float = 5.0, *,
+                       session: requests.Session | None = None) -> str | None:
+    """Prometheus' own verdict on `query` (already rendered, e.g. by `queries.render_placeholder`):
+    its error text when it answers 400 `bad_data` (a parse error, or a type error such as
+    `rate(up)`: a query that can never evaluate is invalid), None when it accepts the query (any 200
+    answer, empty or not; a 422 execution error also means it parsed).
+
+    The query is evaluated at unix time 0, where no data is, so asking costs the server next to
+    nothing. Raises PrometheusUnavailable when the server cannot be reached, times out, answers
+    5xx, or answers anything else it should not (401, 404: a wrong URL is not an invalid query).
+    """
+    url = base_url.rstrip("/") + "/api/v1/query"
+    form = {"query": query, "time": "0", "timeout": promql_duration(timeout)}
+    try:
+        response = (session or requests).post(url, data=form, timeout=timeout)
+    except requests.Timeout:
+        raise PrometheusUnavailable(f"Prometheus at {base_url} did not answer within {timeout:g} s") from None
+    except requests.RequestException as error:
+        raise PrometheusUnavailable(f"cannot reach Prometheus at {base_url}: {_root_cause(error)}") from None
+    if response.status_code in (200, 422):
+        return None
+    if response.status_code == 400:
+        try:
+            payload = response.json()
+            if payload.get("errorType") == "bad_data":
+                return str(payload["error"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
+    raise PrometheusUnavailable(f"Prometheus at {base_url} answered HTTP {response.status_code}: "
+                                f"{response.text[:300]}")
