@@ -161,7 +161,8 @@ class AlertIntake:
     """The webhook's side: keep the alerts worth recording, persist them, then wake their releases."""
 
     lookup: Callable[[Key], Mapping[str, Any] | None]  # the Deployment as last seen, or None
-    wants_alerts: Callable[[Mapping[str, Any]], bool]  # is a release there that an alert could roll back?
+    # The `rollback-on-alerts` matchers of a release an alert could roll back there; None: no such release.
+    rules_for: Callable[[Mapping[str, Any]], Sequence[Sequence[AlertMatcher]] | None]
     writer: AlertWriter
     wake: Callable[[Key], None]
     clock: Callable[[], float] = time.time
@@ -177,8 +178,9 @@ class AlertIntake:
             if alert.status != "firing" or target is None:
                 continue
             deployment = self.lookup(target)
-            if deployment is None or not self.wants_alerts(deployment):
-                continue
+            rules = None if deployment is None else self.rules_for(deployment)
+            if rules is None or not selected_by(alert, rules):
+                continue  # the machine applies the same rule again when it acts (the config may change)
             labels = {k: v[:MAX_LABEL_CHARS] for k, v in alert.labels.items()}
             annotations = {k: v[:MAX_LABEL_CHARS] for k, v in alert.annotations.items() if k in ("summary",
                                                                                             "description")}

@@ -21,8 +21,9 @@ from analysis.history import History
 from analysis.judges import Judge as StatisticalJudge
 from analysis.judges import make_judge
 from analysis.model import Outcome, Verdict, combine
-from analysis.prometheus import PrometheusSource, Reading
+from analysis.prometheus import PrometheusSource, PrometheusUnavailable, Reading, promql_parse_error
 from analysis.queries import ReleaseWindow as MetricsWindow
+from analysis.queries import TemplateError, render_placeholder
 from canary.config import AnalysisSpec, CustomMetric
 from canary.judging import ReleaseWindow
 
@@ -77,6 +78,7 @@ class AnalysisJudge:
         self._histories: dict[Group, _Batch[MetricsWindow, History]] = {}
         self._rails: dict[Group, _Batch[_Gates, dict[str, Reading]]] = {}
         self._judges: dict[tuple[str, float, tuple[str, ...]], StatisticalJudge] = {}
+        self._parsed: dict[tuple[str, str], str | None] = {}  # (Prometheus, guard-rail template) -> parse error
 
     def verdict(self, window: ReleaseWindow, spec: AnalysisSpec, now: float) -> Verdict:
         group: Group = (spec.prometheus or self.url, spec.preset or self.default_preset,
@@ -91,6 +93,27 @@ class AnalysisJudge:
         return combine(verdicts)
 
     def config_error(self, spec: AnalysisSpec, namespace: str, name: str) -> str | None:
+        """A guard rail's PromQL that the release's own Prometheus cannot parse (asked once per template,
+        rendered on placeholder values). An unreachable Prometheus says nothing about the query: no
+        error then, and it is asked again next time."""
+        url = spec.prometheus or self.url
+        for metric in spec.custom:
+            key = (url, metric.query)
+            with self._lock:
+                known = key in self._parsed
+                problem = self._parsed.get(key)
+            if not known:
+                try:
+                    problem = promql_parse_error(url, render_placeholder(metric.query), self.timeout_seconds,
+                                                 session=self.session)
+                except (PrometheusUnavailable, TemplateError):
+                    continue
+                with self._lock:
+                    self._parsed[key] = problem
+            if problem is not None:
+                return (f"weir.dev/rollout.analysis.metrics[name={metric.name[:60]}].query: Prometheus at {url} "
+                        f"cannot parse it ({problem[:300]}). Fix: correct the PromQL; it was checked with every "
+                        "{{variable}} filled in")
         return None
 
     def forget(self, namespace: str, name: str) -> None:

@@ -3,6 +3,8 @@
 - `weir.dev/enabled: "true"` opts a Deployment in (the only required annotation).
 - `weir.dev/rollout`: optional YAML config (see canary.config).
 - `weir.dev/state`: JSON written only by the controller; the whole persisted release state.
+- `weir.dev/alerts`: JSON written by the controller's webhook (firing alerts recorded before it answers),
+  consumed with the state write that acts on them.
 - `weir.dev/command`: written by people (`kubectl weir VERB` or `kubectl annotate`), consumed and
   removed by the controller in the same write that records its effect. Values:
   `promote`, `promote-full`, `abort`, `pause`, `resume`, `retry`, `undo`, `undo:<revision>`.
@@ -26,7 +28,7 @@ COMMANDS = ("promote", "promote-full", "abort", "pause", "resume", "retry", "und
 
 # Keys of the `weir.dev/state` JSON that tools may read (contract for `kubectl weir status`):
 #   phase     Initializing | Idle | Progressing | Paused | Promoting | RollingBack | RolledBack |
-#             Succeeded | Failed | Invalid | Finalizing
+#             Invalid | Finalizing | Degraded
 #   stage     index of the current stage (0-based) or null;  stage_name: e.g. "canary 25%"
 #   weight    canary traffic weight in percent as last set
 #   revision  the release's revision number; canary_hash / primary_hash: pod-template hashes

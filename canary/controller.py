@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from canary.alerts import AlertIntake
 from canary.annotated import read_annotations
 from canary.annotations import ENABLED, PART_OF_LABEL, STATE
+from canary.config import AlertMatcher
 from canary.errorlog import RepeatedErrors
 from canary.judging import Judge
 from canary.kube import Conflict
@@ -55,7 +56,7 @@ class Controller:
         self.api = api
         self.namespaces = list(namespaces) if namespaces else []
         self.reconciler = Reconciler(api, judge=judge, after_action=after_action)
-        self.intake = AlertIntake(lookup=self._cached, wants_alerts=wants_alerts, writer=self.reconciler.cluster,
+        self.intake = AlertIntake(lookup=self._cached, rules_for=alert_rules, writer=self.reconciler.cluster,
                                   wake=lambda key: self.queue.add(key, urgent=True))
         self.errors = RepeatedErrors(log)
         self.queue = WorkQueue()
@@ -151,10 +152,16 @@ class Controller:
             log.info("watch expired (410); relisting", extra={"namespace": namespace})
 
     def _observe(self, deployment: Mapping[str, Any]) -> None:
+        meta = deployment["metadata"]
         key = release_key(deployment)
         if key is None:
-            return
-        meta = deployment["metadata"]
+            with self._cache_lock:
+                known = (meta["namespace"], meta["name"]) in self._cache
+            if not known:
+                return
+            # Weir's annotations vanished from a Deployment it manages (e.g. `kubectl rollout undo` to a
+            # revision from before opt-in): reconcile it, so the release is handed back, not orphaned.
+            key = (meta["namespace"], meta["name"])
         if meta["name"] == key[1]:
             with self._cache_lock:
                 self._cache[key] = dict(deployment)
@@ -256,14 +263,18 @@ def release_key(deployment: Mapping[str, Any]) -> Key | None:
     return None
 
 
-def wants_alerts(deployment: Mapping[str, Any]) -> bool:
-    """Whether a Deployment has a release that a firing alert could roll back (else recording is moot)."""
-    state = read_annotations(deployment).state
+def alert_rules(deployment: Mapping[str, Any]) -> tuple[tuple[AlertMatcher, ...], ...] | None:
+    """The `rollback-on-alerts` matchers of a release a firing alert could roll back (with the
+    configuration invalid, every alert about the workload counts); None: no such release."""
+    annotated = read_annotations(deployment)
+    state = annotated.state
     if state is None:
-        return False
-    if state.phase is Phase.INVALID:
-        return state.resume_phase in (Phase.PROGRESSING, Phase.PAUSED)
-    return state.phase in ALERTABLE_PHASES
+        return None
+    releasing = state.phase in ALERTABLE_PHASES or (
+        state.phase is Phase.INVALID and state.resume_phase in (Phase.PROGRESSING, Phase.PAUSED))
+    if not releasing:
+        return None
+    return annotated.spec.rollback_on_alerts if annotated.spec is not None else ()
 
 
 def _utc(timestamp: float) -> dt.datetime:

@@ -14,7 +14,9 @@ from typing import Any
 from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
+from adapters.ownership import owner_reference
 from canary.annotations import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PART_OF_LABEL
+from canary.workload import owner_of
 
 SUFFIX = "-weir-revisions"
 
@@ -39,8 +41,7 @@ class RevisionStore:
                 "metadata": {
                     "name": store_name(meta["name"]), "namespace": meta["namespace"],
                     "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, PART_OF_LABEL: meta["name"]},
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
-                                         "uid": meta["uid"]}],
+                    "ownerReferences": [owner_reference(owner_of(deployment))],
                 },
                 "data": {str(number): entry},
             }

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.base import OwnerRef, Route
+from adapters.ownership import owner_reference
 from canary.annotations import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PART_OF_LABEL, PREFIX
 from canary.config import ConfigError
 
@@ -89,10 +90,7 @@ def build_primary(deployment: Mapping[str, Any], replicas: int) -> dict[str, Any
             "namespace": meta["namespace"],
             "labels": {**(meta.get("labels") or {}), MANAGED_BY_LABEL: MANAGED_BY_VALUE, PART_OF_LABEL: meta["name"]},
             "annotations": {TEMPLATE_HASH: template_hash(deployment)},
-            "ownerReferences": [{
-                "apiVersion": owner.api_version, "kind": owner.kind, "name": owner.name, "uid": owner.uid,
-                "controller": True, "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [owner_reference(owner)],
         },
         "spec": primary_spec,
     }

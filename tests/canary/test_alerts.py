@@ -34,11 +34,12 @@ def alert(name: str, **labels: str) -> dict[str, Any]:
             "annotations": {"summary": f"{name} is firing"}}
 
 
-def intake(book: Book, in_progress: set[str], woken: list[tuple[str, str]]) -> AlertIntake:
+def intake(book: Book, in_progress: set[str], woken: list[tuple[str, str]],
+           rules: tuple[tuple[AlertMatcher, ...], ...] = ()) -> AlertIntake:
     def lookup(key: tuple[str, str]) -> Mapping[str, Any] | None:
         return {"metadata": {"name": key[1]}} if key[1] in in_progress | book.broken else None
 
-    return AlertIntake(lookup=lookup, wants_alerts=lambda d: True, writer=book, wake=woken.append, clock=lambda: 50.0)
+    return AlertIntake(lookup=lookup, rules_for=lambda d: rules, writer=book, wake=woken.append, clock=lambda: 50.0)
 
 
 def test_firing_alerts_are_recorded_per_release_and_wake_it() -> None:
@@ -49,6 +50,13 @@ def test_firing_alerts_are_recorded_per_release_and_wake_it() -> None:
     assert recorded == ["shop/web"] and failed == [] and woken == [("shop", "web")]
     kept = decode(book.values[("shop", "web")])
     assert [a.name for a in kept] == ["Errors", "Slow"] and all(a.received_at == 50.0 for a in kept)
+
+
+def test_only_alerts_that_pass_the_release_matchers_are_recorded() -> None:
+    book, woken = Book(), []
+    page = ((AlertMatcher("severity", "=", "page"),),)
+    alerts = parse_payload(payload(alert("Ticket", deployment="web", severity="ticket")))
+    assert intake(book, {"web"}, woken, page).take(alerts) == ([], []) and book.values == {} and woken == []
 
 
 def test_a_resent_alert_is_recorded_once() -> None:

@@ -135,3 +135,30 @@ def test_a_guard_rail_without_a_value_holds_the_step_never_passes(prom: Promethe
 def test_guard_rail_limits_are_inclusive(value: float | None, outcome: Outcome) -> None:
     rail = CustomMetric("x", "vector(1)", max=3.0, min=1.0)
     assert guard_rail_verdict(rail, Reading(value, None if value is not None else "down")).outcome is outcome
+
+
+class CountingSession(requests.Session):
+    def __init__(self) -> None:
+        super().__init__()
+        self.posts = 0
+
+    def post(self, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+        self.posts += 1
+        return super().post(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_guard_rail_its_prometheus_cannot_parse_is_a_config_error_with_the_field(prom: PrometheusServer) -> None:
+    session = CountingSession()
+    judge = AnalysisJudge(prom.url, session=session)
+    # Passes the server-less check (brackets and quotes balance) but can never evaluate: a type error.
+    bad = AnalysisSpec(metrics=(), custom=(CustomMetric("rate-of-gauge", 'rate(up{namespace="{{namespace}}"})', 1.0),))
+    good = AnalysisSpec(metrics=(), custom=(CustomMetric("ok", 'sum(rate(up{namespace="{{namespace}}"}[1m]))', 1.0),))
+    error = judge.config_error(bad, "shop", "web")
+    assert error is not None and error.startswith("weir.dev/rollout.analysis.metrics[name=rate-of-gauge].query")
+    assert "Fix:" in error and "range vector" in error
+    assert judge.config_error(good, "shop", "web") is None
+    for _ in range(5):
+        assert judge.config_error(bad, "shop", "web") == error
+    assert session.posts == 2  # asked once per template, then the answer is kept
+    unreachable = AnalysisJudge("http://127.0.0.1:9")
+    assert unreachable.config_error(bad, "shop", "web") is None  # says nothing about the query

@@ -130,3 +130,35 @@ def test_the_token_can_come_from_a_secret_and_without_one_the_webhook_is_off(kub
     finally:
         from_secret.stop()
         disabled.stop()
+
+
+def test_an_accepted_alert_survives_a_crash_right_after_the_answer(kube: KubeTarget, controller: ControllerProcess,
+                                                                   releasing: App) -> None:
+    # A controller that answers the webhook but never gets to reconcile (no workers), killed right after
+    # its 200: only what it wrote before answering can carry the rollback to its successor.
+    controller.stop()
+    mute = ControllerProcess(kube.kubeconfig_path, kube.namespace, args=["--workers", "0"])
+    try:
+        wait_for(lambda: ready(mute), 30, "the mute controller to list Deployments")
+        status, answer = post(mute, alert(kube.namespace, deployment="web", severity="page"))
+        assert status == 200 and answer["rollingBack"] == [f"{kube.namespace}/web"]
+        mute.process.kill()
+        mute.process.wait(10)
+    finally:
+        mute.stop()
+    assert releasing.phase() == "Progressing" and "CanaryErrors" in releasing.annotations()["weir.dev/alerts"]
+    successor = ControllerProcess(kube.kubeconfig_path, kube.namespace)
+    try:
+        state = releasing.wait_phase("RolledBack", timeout=20)
+        assert "CanaryErrors" in state["message"] and releasing.canary_weight() == 0
+        assert "weir.dev/alerts" not in releasing.annotations()  # consumed with the rollback
+    finally:
+        successor.stop()
+
+
+def ready(controller: ControllerProcess) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{controller.port}/readyz", timeout=5) as response:
+            return bool(response.status == 200)
+    except urllib.error.HTTPError:
+        return False
