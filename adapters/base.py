@@ -42,7 +42,8 @@ class Match:
     """A request that matches goes to the canary regardless of weight (A/B, gray release).
 
     Exactly one of header or cookie is set. For headers, `value` is an exact value and `pattern`
-    a regular expression; with neither, ingress-nginx semantics apply ("always" / "never").
+    a regular expression (the configuration always gives one of them; a Match with neither means
+    the value "always", as ingress-nginx reads it).
     For cookies, the request matches when the cookie's value equals `value` (default "always"); a
     router without cookie values (ingress-nginx) may express it as a pattern on the Cookie header.
     """

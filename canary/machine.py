@@ -344,7 +344,8 @@ def _promoting(state: ReleaseState, obs: Observation, history_limit: int) -> Dec
         return Decision(held.replace(message=why), (), events, command_consumed=consumed)
     if state.paused_at is not None:
         shift = obs.now - state.paused_at
-        state = state.replace(paused_at=None, phase_started_at=(state.phase_started_at or obs.now) + shift)
+        state = state.replace(paused_at=None, progress_at=None if state.progress_at is None else
+                              state.progress_at + shift)
     if not obs.primary.rolled_out:
         return _promotion_deadline(state, obs, f"promoting: primary {obs.primary.updated}/{state.replicas} updated, "
                                                f"{obs.primary.ready} ready", (), consumed)
@@ -367,12 +368,17 @@ def _promoting(state: ReleaseState, obs: Observation, history_limit: int) -> Dec
 
 def _promotion_deadline(state: ReleaseState, obs: Observation, message: str, actions: tuple[Action, ...],
                         consumed: bool = False) -> Decision:
-    """A promotion that cannot finish within the progress deadline is rolled back: primary goes back to
-    the version it served, traffic with it."""
-    started = state.phase_started_at if state.phase_started_at is not None else obs.now
-    waited = obs.now - started
+    """A promotion that makes no progress for the progress deadline is rolled back: primary goes back to
+    the version it served, traffic with it. Progress is the primary's rollout moving (as Kubernetes
+    counts it for progressDeadlineSeconds), so a large rollout that keeps moving is not cut short."""
+    primary = obs.primary
+    mark = f"{primary.template_hash}:{primary.updated}:{primary.ready}:{primary.available}:{primary.total}"
+    if mark != state.progress_mark:
+        state = state.replace(progress_mark=mark, progress_at=obs.now)
+    since = state.progress_at if state.progress_at is not None else obs.now
+    waited = obs.now - since
     if waited > obs.deadline_seconds:
-        return _to_rolling_back(state, obs, f"promotion did not finish within the progress deadline "
+        return _to_rolling_back(state, obs, f"promotion made no progress for the progress deadline "
                                             f"({format_duration(obs.deadline_seconds)}): {message}", (), consumed)
     return Decision(state.replace(message=message), actions, command_consumed=consumed,
                     requeue_after=min(WAIT_POLL_SECONDS, obs.deadline_seconds - waited + 0.1))
@@ -506,7 +512,7 @@ def _operator_or_alert(state: ReleaseState, obs: Observation, promoting: bool = 
 def _to_promoting(state: ReleaseState, obs: Observation, why: str, actions: tuple[Action, ...] | list[Action],
                   consumed: bool = False) -> Decision:
     promoting = _enter(state, Phase.PROMOTING, obs, paused_at=None, paused_by=None, message=f"promoting: {why}",
-                       stage_name="promoting")
+                       stage_name="promoting", progress_mark="", progress_at=obs.now)
     event = Emit("Promoting", f"revision {state.revision}: {why}")
     return Decision(promoting, (*actions, EnsurePrimary(state.canary_hash or "", state.replicas)), (event,),
                     command_consumed=consumed, requeue_after=0)

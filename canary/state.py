@@ -67,6 +67,10 @@ class ReleaseState:
     blocked_phase: Phase | None = None  # Degraded: the phase that overran its deadline (still being worked)
     phase_started_at: float | None = None  # when the current phase began (its deadline counts from here)
     paused_by: str | None = None  # Paused: "operator" (weir.dev/command) or "deployment" (spec.paused)
+    # Promoting: the primary's rollout as last seen, and when it last moved (its deadline counts from there,
+    # as Kubernetes' progressDeadlineSeconds does: a large rollout that keeps moving is not stuck).
+    progress_mark: str = ""
+    progress_at: float | None = None
     history: tuple[Revision, ...] = ()
     # Where traffic is steered, from the last valid configuration: an invalid one must not strand traffic.
     router: str | None = None

@@ -543,7 +543,7 @@ def test_a_promotion_that_cannot_finish_is_rolled_back_at_the_deadline() -> None
     world = mid_release(deadline=30.0, primary_delay=10_000.0)
     world.run(60)
     assert world.state.phase is Phase.ROLLED_BACK  # type: ignore[union-attr]
-    assert "promotion did not finish" in world.state.message  # type: ignore[union-attr]
+    assert "promotion made no progress" in world.state.message  # type: ignore[union-attr]
     assert world.primary_hash == "v1" and world.routing == Routing(0) and world.user_replicas == 0
     assert world.violations == []
 
