@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +49,36 @@ def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "con
             return last  # type: ignore[no-any-return]
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def holds(condition: Callable[[], object], duration: float, what: str = "condition",
+          interval: float = 0.1) -> None:
+    """Check that `condition()` stays truthy for `duration` seconds; fail at the first moment it is not."""
+    deadline = time.monotonic() + duration
+    while True:
+        value = condition()
+        if not value:
+            raise AssertionError(f"{what} stopped holding after {duration - (deadline - time.monotonic()):.1f}s: "
+                                 f"{value!r}")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)
+
+
+_KUBECTL_CACHE: list[str] = []
+
+
+def kubectl(kubeconfig: Path, namespace: str, *args: str, check: bool = True,
+            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """The real kubectl, as a person would run it; fails on a non-zero exit unless check=False."""
+    binary = shutil.which("kubectl") or str(Path(sys.executable).parent / "kubectl")
+    if not _KUBECTL_CACHE:  # discovery cached per test process, never in the user's ~/.kube
+        _KUBECTL_CACHE.append(tempfile.mkdtemp(prefix="weir-kubectl-cache-"))
+    command = [binary, "--kubeconfig", str(kubeconfig), "--cache-dir", _KUBECTL_CACHE[0], "-n", namespace, *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr}")
+    return result
 
 
 def app_objects(name: str, rollout: dict[str, Any] | None, replicas: int = 2, image: str = "example/web:1",
@@ -171,6 +203,26 @@ class App:
         items = json.loads(raw.data).get("items") or []
         return [e for e in items if e.get("involvedObject", {}).get("name") == self.name]
 
+    def replicas(self, deployment: str | None = None) -> int | None:
+        """spec.replicas of a Deployment (None if it does not exist)."""
+        dep = self.deployment(deployment)
+        return None if dep is None else int(dep["spec"].get("replicas", 1))
+
+    def ready_replicas(self, deployment: str | None = None) -> int:
+        dep = self.deployment(deployment)
+        return 0 if dep is None else int((dep.get("status") or {}).get("readyReplicas") or 0)
+
+    def annotations(self) -> dict[str, str]:
+        return dict(((self.deployment() or {}).get("metadata") or {}).get("annotations") or {})
+
+    def names(self, kind: str) -> set[str]:
+        """Names of the namespace's objects of one kind: Deployment, Service or Ingress."""
+        listers: dict[str, Any] = {"Deployment": self.apps.list_namespaced_deployment,
+                                   "Service": client.CoreV1Api(self.api).list_namespaced_service,
+                                   "Ingress": client.NetworkingV1Api(self.api).list_namespaced_ingress}
+        items = json.loads(listers[kind](self.namespace, _preload_content=False).data).get("items") or []
+        return {str(item["metadata"]["name"]) for item in items}
+
     def image(self, deployment: str) -> str:
         dep = self.deployment(deployment)
         assert dep is not None, f"deployment {deployment} missing"
@@ -227,6 +279,17 @@ class ControllerProcess:
     def logs(self) -> str:
         return self.log_path.read_text()
 
+    def fire_alert(self, namespace: str, **labels: str) -> dict[str, Any]:
+        """POST one firing Alertmanager alert with these labels to /alerts; returns the answer (2xx only)."""
+        body = {"version": "4", "status": "firing", "receiver": "weir", "groupLabels": {}, "commonLabels": {},
+                "alerts": [{"status": "firing", "labels": {"alertname": "CanaryErrors", "namespace": namespace,
+                                                           **labels}, "annotations": {"summary": "5xx above 5%"}}]}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/alerts", data=json.dumps(body).encode(),
+                                         method="POST", headers={"Content-Type": "application/json",
+                                                                 "Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return dict(json.loads(response.read()))
+
 
 @dataclass
 class Recorder:
@@ -272,6 +335,16 @@ class Recorder:
 
     def timeline(self) -> list[tuple[int, str, str, dict[str, Any]]]:
         return sorted(self.events, key=lambda e: e[0])
+
+    def images(self, deployment: str) -> list[str]:
+        """Every distinct first-container image a Deployment's template had, in order."""
+        images: list[str] = []
+        for _, kind, _, obj in self.timeline():
+            if kind == "Deployment" and obj["metadata"]["name"] == deployment:
+                image = str(obj["spec"]["template"]["spec"]["containers"][0]["image"])
+                if not images or images[-1] != image:
+                    images.append(image)
+        return images
 
     def canary_weights(self, name: str) -> list[int]:
         """Every distinct canary weight the canary Ingress of `name` had, in order."""
