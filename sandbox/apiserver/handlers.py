@@ -16,6 +16,7 @@ from .conversion import view
 from .encoding import Encoder
 from .errors import ApiError, bad_request, method_not_allowed, not_found, unsupported_media_type
 from .patch import json_patch, merge_patch, strategic_merge_patch
+from .request_counter import RequestCounter
 from .routing import Target, resource_target
 from .selectors import parse_field_selector, parse_label_selector, selector_to_string
 from .storage import JsonObject, Store
@@ -86,13 +87,14 @@ class ApiServer:
         self.closing = asyncio.Event()
         self.server_address = "127.0.0.1:0"
         self.encoder = Encoder()
+        self.requests = RequestCounter()  # served on GET /debug/requests
 
     def _object(self, obj: JsonObject, status: int = 200) -> web.Response:
         """A stored object, encoded once however often it is read."""
         return web.Response(body=self.encoder.encode(obj), status=status, content_type="application/json")
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self.requests.middleware()])
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
