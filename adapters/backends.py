@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes.client import ApiClient
 
 from adapters.base import Route, RouterError
-from adapters.kube import Obj, deployments, services
+from adapters.kube import Obj, ObjectCache, deployments, services
 from adapters.ownership import claim, is_managed, refuse_foreign
 
 ORIGINAL_SELECTOR = "weir.dev/original-selector"
@@ -148,9 +148,9 @@ def sync_backend(existing: Obj, wanted: Obj, route: Route) -> Obj:
 class Backends:
     """The primary/canary/apex Services of one API server, shared by every router."""
 
-    def __init__(self, api: ApiClient) -> None:
-        self._services = services(api)
-        self._deployments = deployments(api)
+    def __init__(self, api: ApiClient, cache: ObjectCache | None = None) -> None:
+        self._services = services(api, cache)
+        self._deployments = deployments(api, cache)
 
     def check(self, route: Route) -> None:
         """Everything `ensure` needs is there and nothing in its way belongs to someone else."""

@@ -7,8 +7,8 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from adapters import gateway_httproute, istio_virtualservice
-from adapters.kube import Obj, Resource, custom, ingresses
-from adapters.nginx import find_ingress
+from adapters.kube import Obj, ObjectCache, Resource, custom, ingresses
+from adapters.nginx import find_ingress, ingresses_routing_to
 
 
 def _list_if_installed(resource: Resource, namespace: str) -> list[Obj]:
@@ -21,21 +21,22 @@ def _list_if_installed(resource: Resource, namespace: str) -> list[Obj]:
         raise
 
 
-def detect_router(api: ApiClient, namespace: str, name: str) -> str:
+def detect_router(api: ApiClient, namespace: str, name: str, cache: ObjectCache | None = None) -> str:
     """`nginx` if an Ingress routes to Service `name`, else `gateway` if an HTTPRoute does, else
     `istio` if a VirtualService does, else `service`. An HTTPRoute or VirtualService Weir has already
     split (it names `<name>-primary` instead) counts too, so detection is stable across a release."""
     sent_to = (name, f"{name}-primary")
-    if find_ingress(ingresses(api).list(namespace), name) is not None:
+    if find_ingress(ingresses_routing_to(ingresses(api, cache), namespace, name), name) is not None:
         return "nginx"
-    httproutes = custom(api, gateway_httproute.GROUP, gateway_httproute.VERSION, gateway_httproute.PLURAL)
+    httproutes = custom(api, gateway_httproute.GROUP, gateway_httproute.VERSION, gateway_httproute.PLURAL, cache)
     if any(
         gateway_httproute.references_service(item, service)
         for item in _list_if_installed(httproutes, namespace)
         for service in sent_to
     ):
         return "gateway"
-    virtualservices = custom(api, istio_virtualservice.GROUP, istio_virtualservice.VERSION, istio_virtualservice.PLURAL)
+    virtualservices = custom(api, istio_virtualservice.GROUP, istio_virtualservice.VERSION,
+                             istio_virtualservice.PLURAL, cache)
     if any(
         istio_virtualservice.references_service(item, service, namespace)
         for item in _list_if_installed(virtualservices, namespace)

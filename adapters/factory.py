@@ -14,10 +14,11 @@ from adapters.base import Router, RouterError
 from adapters.detection import detect_router
 from adapters.gateway import GatewayRouter
 from adapters.istio import IstioRouter
+from adapters.kube import ObjectCache
 from adapters.nginx import NginxRouter
 from adapters.service import ServiceRouter
 
-ROUTERS: dict[str, Callable[[ApiClient], Router]] = {
+ROUTERS: dict[str, Callable[[ApiClient, ObjectCache | None], Router]] = {
     "service": ServiceRouter,
     "nginx": NginxRouter,
     "gateway": GatewayRouter,
@@ -25,8 +26,9 @@ ROUTERS: dict[str, Callable[[ApiClient], Router]] = {
 }
 
 
-def make_router(kind: str, api: ApiClient) -> Router:
-    """The router called `kind` (a `router:` value of weir.dev/rollout), talking to `api`."""
+def make_router(kind: str, api: ApiClient, cache: ObjectCache | None = None) -> Router:
+    """The router called `kind` (a `router:` value of weir.dev/rollout), talking to `api` (reading from
+    `cache` where it covers a kind)."""
     try:
         factory = ROUTERS[kind]
     except KeyError:
@@ -35,7 +37,7 @@ def make_router(kind: str, api: ApiClient) -> Router:
             f"unknown or unavailable router {kind!r}",
             f"use one of: {', '.join(sorted(ROUTERS))} (or leave `router:` out to detect it)",
         ) from None
-    return factory(api)
+    return factory(api, cache)
 
 
 __all__ = ["ROUTERS", "detect_router", "make_router"]

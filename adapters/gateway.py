@@ -5,7 +5,7 @@ from __future__ import annotations
 from kubernetes.client import ApiClient
 
 from adapters import gateway_httproute as httproute
-from adapters.kube import custom
+from adapters.kube import ObjectCache, custom
 from adapters.split import RouteEdits, SplitRouter
 
 EDITS = RouteEdits(
@@ -25,5 +25,5 @@ EDITS = RouteEdits(
 class GatewayRouter(SplitRouter):
     name = "gateway"
 
-    def __init__(self, api: ApiClient) -> None:
-        super().__init__(api, custom(api, httproute.GROUP, httproute.VERSION, httproute.PLURAL), EDITS)
+    def __init__(self, api: ApiClient, cache: ObjectCache | None = None) -> None:
+        super().__init__(api, custom(api, httproute.GROUP, httproute.VERSION, httproute.PLURAL, cache), EDITS, cache)

@@ -6,7 +6,7 @@ from kubernetes.client import ApiClient
 
 from adapters import istio_virtualservice as virtualservice
 from adapters.base import Route
-from adapters.kube import custom
+from adapters.kube import ObjectCache, custom
 from adapters.split import RouteEdits, SplitRouter
 
 
@@ -29,5 +29,6 @@ EDITS = RouteEdits(
 class IstioRouter(SplitRouter):
     name = "istio"
 
-    def __init__(self, api: ApiClient) -> None:
-        super().__init__(api, custom(api, virtualservice.GROUP, virtualservice.VERSION, virtualservice.PLURAL), EDITS)
+    def __init__(self, api: ApiClient, cache: ObjectCache | None = None) -> None:
+        super().__init__(api, custom(api, virtualservice.GROUP, virtualservice.VERSION, virtualservice.PLURAL, cache),
+                         EDITS, cache)

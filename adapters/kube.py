@@ -7,10 +7,12 @@ converted once and every write takes a dict.
 
 from __future__ import annotations
 
+import builtins
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi, NetworkingV1Api
 from kubernetes.client.exceptions import ApiException
@@ -26,9 +28,38 @@ CONFLICT_ATTEMPTS = 5
 REQUEST_TIMEOUT_SECONDS = 15.0
 
 
+class CacheNotSynced(ApiException):
+    """A watched kind has not been listed yet: what it holds is unknown (never "empty")."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(status=503, reason=f"the controller's cache of {kind} is not synced yet")
+
+
+class ObjectCache(Protocol):
+    """Watch-fed copies of objects (canary.store.Store), read instead of the API where they cover a kind.
+    `list` and `find` return the cached dicts themselves: read-only."""
+
+    def covers(self, kind: str) -> bool: ...
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj | None: ...
+
+    def list(self, kind: str, namespace: str) -> list[Obj]: ...
+
+    def find(self, kind: str, namespace: str, index: str, value: str) -> builtins.list[Obj]: ...
+
+    def has_index(self, kind: str, index: str) -> bool: ...
+
+    def put(self, kind: str, obj: Obj) -> bool: ...
+
+    def forget(self, kind: str, namespace: str, name: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Resource:
-    """One namespaced resource type (services, ingresses, httproutes, ...) with dict in, dict out."""
+    """One namespaced resource type (services, ingresses, httproutes, ...) with dict in, dict out.
+
+    With a cache that covers the kind, reads come from it (no request) and every write's response goes
+    into it, so a reader sees Weir's own writes at once; a write that conflicts re-reads from the API."""
 
     api: ApiClient
     plural: str
@@ -36,6 +67,14 @@ class Resource:
     version: str = "v1"
     typed: str = ""  # the typed client's method suffix, e.g. "service"; empty for custom resources
     typed_client: Callable[[ApiClient], Any] | None = None  # e.g. CoreV1Api
+    cache: ObjectCache | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.plural if not self.group else f"{self.plural}.{self.group}"
+
+    def _cached(self) -> ObjectCache | None:
+        return self.cache if self.cache is not None and self.cache.covers(self.kind) else None
 
     def _call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT_SECONDS)
@@ -47,35 +86,55 @@ class Resource:
         method = getattr(custom, f"{verb}_namespaced_custom_object")
         return method(self.group, self.version, *args, **kwargs)
 
-    def _plain(self, value: Any) -> Any:
-        return self.api.sanitize_for_serialization(value)
+    def _json(self, verb: str, *args: Any) -> Any:
+        """The call's answer as the server sent it (JSON), never through the client's models."""
+        return json.loads(self._call(verb, *args, _preload_content=False).data)
 
     def get(self, namespace: str, name: str) -> Obj | None:
+        cache = self._cached()
+        if cache is not None:
+            return cache.get(self.kind, namespace, name)
+        return self.get_live(namespace, name)
+
+    def get_live(self, namespace: str, name: str) -> Obj | None:
         try:
             if self.typed:
-                return dict(self._plain(self._call("read", name, namespace)))
-            return dict(self._call("get", namespace, self.plural, name))
+                return dict(self._json("read", name, namespace))
+            return dict(self._json("get", namespace, self.plural, name))
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
 
     def list(self, namespace: str) -> list[Obj]:
-        if self.typed:
-            listed = self._plain(self._call("list", namespace))
-        else:
-            listed = self._call("list", namespace, self.plural)
+        """The namespace's objects (read-only: with a cache, these are the cached dicts)."""
+        cache = self._cached()
+        if cache is not None:
+            return cache.list(self.kind, namespace)
+        listed = self._json("list", namespace) if self.typed else self._json("list", namespace, self.plural)
         return [dict(item) for item in listed.get("items") or []]
+
+    def find(self, namespace: str, index: str, value: str) -> builtins.list[Obj] | None:
+        """Objects whose cache index `index` yields `value` (read-only); None without such an index."""
+        cache = self._cached()
+        if cache is None or not cache.has_index(self.kind, index):
+            return None
+        return cache.find(self.kind, namespace, index, value)
+
+    def _stored(self, obj: Obj) -> Obj:
+        if self.cache is not None:
+            self.cache.put(self.kind, obj)
+        return obj
 
     def create(self, namespace: str, body: Obj) -> Obj:
         if self.typed:
-            return dict(self._plain(self._call("create", namespace, body)))
-        return dict(self._call("create", namespace, self.plural, body))
+            return self._stored(dict(self._json("create", namespace, body)))
+        return self._stored(dict(self._json("create", namespace, self.plural, body)))
 
     def replace(self, namespace: str, name: str, body: Obj) -> Obj:
         if self.typed:
-            return dict(self._plain(self._call("replace", name, namespace, body)))
-        return dict(self._call("replace", namespace, self.plural, name, body))
+            return self._stored(dict(self._json("replace", name, namespace, body)))
+        return self._stored(dict(self._json("replace", namespace, self.plural, name, body)))
 
     def delete(self, namespace: str, name: str) -> bool:
         """Delete; False if it was already gone."""
@@ -88,17 +147,22 @@ class Resource:
                 self._call("delete", namespace, self.plural, name, _preload_content=False)
         except ApiException as error:
             if error.status == 404:
+                if self.cache is not None:
+                    self.cache.forget(self.kind, namespace, name)
                 return False
             raise
+        if self.cache is not None:
+            self.cache.forget(self.kind, namespace, name)
         return True
 
     def update(self, namespace: str, name: str, change: Callable[[Obj], Obj | None]) -> Obj | None:
         """Read, apply `change` to a private copy (it may mutate and return it, or return None for
         "leave it"), write only if the result differs. A conflicting write is retried on a fresh
-        read, so `change` must depend only on the object it is given. Returns the object as it now
-        stands, or None if it does not exist."""
+        read from the API (the cache may lag), so `change` must depend only on the object it is given.
+        Returns the object as it now stands, or None if it does not exist."""
+        read = self.get
         for _ in range(CONFLICT_ATTEMPTS):
-            current = self.get(namespace, name)
+            current = read(namespace, name)
             if current is None:
                 return None
             wanted = change(copy.deepcopy(current))
@@ -109,20 +173,22 @@ class Resource:
             except ApiException as error:
                 if error.status != 409:
                     raise
+                read = self.get_live
         raise ApiException(status=409, reason=f"{self.plural} {namespace}/{name} kept changing under us")
 
 
-def services(api: ApiClient) -> Resource:
-    return Resource(api, "services", typed="service", typed_client=CoreV1Api)
+def services(api: ApiClient, cache: ObjectCache | None = None) -> Resource:
+    return Resource(api, "services", typed="service", typed_client=CoreV1Api, cache=cache)
 
 
-def ingresses(api: ApiClient) -> Resource:
-    return Resource(api, "ingresses", group="networking.k8s.io", typed="ingress", typed_client=NetworkingV1Api)
+def ingresses(api: ApiClient, cache: ObjectCache | None = None) -> Resource:
+    return Resource(api, "ingresses", group="networking.k8s.io", typed="ingress", typed_client=NetworkingV1Api,
+                    cache=cache)
 
 
-def deployments(api: ApiClient) -> Resource:
-    return Resource(api, "deployments", group="apps", typed="deployment", typed_client=AppsV1Api)
+def deployments(api: ApiClient, cache: ObjectCache | None = None) -> Resource:
+    return Resource(api, "deployments", group="apps", typed="deployment", typed_client=AppsV1Api, cache=cache)
 
 
-def custom(api: ApiClient, group: str, version: str, plural: str) -> Resource:
-    return Resource(api, plural, group=group, version=version)
+def custom(api: ApiClient, group: str, version: str, plural: str, cache: ObjectCache | None = None) -> Resource:
+    return Resource(api, plural, group=group, version=version, cache=cache)

@@ -14,7 +14,7 @@ from kubernetes.client import ApiClient
 from adapters import nginx_ingress as rendering
 from adapters.backends import Backends
 from adapters.base import Missing, Observed, Route, RouteRead, RouterError, Routing
-from adapters.kube import Obj, ingresses
+from adapters.kube import Obj, ObjectCache, Resource, ingresses
 from adapters.ownership import RELEASE_OF_LABEL, is_managed, refuse_foreign
 from adapters.readback import read_safely, set_verified
 
@@ -37,12 +37,24 @@ def marking_what(canary_name: str) -> str:
     return f"annotation {rendering.CANARY}=true on Ingress {canary_name}"
 
 
+BACKEND_INDEX = "backend-service"  # Ingress cache index: the Services an Ingress routes to
+CANARY_HOST_INDEX = "canary-host"  # Ingress cache index: the hosts a canary Ingress serves
+INGRESS_INDEXES = {BACKEND_INDEX: rendering.backend_services, CANARY_HOST_INDEX: rendering.canary_hosts}
+
+
+def ingresses_routing_to(ingresses: Resource, namespace: str, service: str) -> list[Obj]:
+    """The Ingresses that may route to `service`: looked up in the cache's index when there is one (a
+    namespace-wide scan per reconcile is what made 1,000 Deployments cost a core), else all of them."""
+    indexed = ingresses.find(namespace, BACKEND_INDEX, service)
+    return indexed if indexed is not None else ingresses.list(namespace)
+
+
 class NginxRouter:
     name = "nginx"
 
-    def __init__(self, api: ApiClient) -> None:
-        self._ingresses = ingresses(api)
-        self._backends = Backends(api)
+    def __init__(self, api: ApiClient, cache: ObjectCache | None = None) -> None:
+        self._ingresses = ingresses(api, cache)
+        self._backends = Backends(api, cache)
         # Which Ingress routes to a Service, found by listing; remembered briefly because `read` and
         # `set` run on every reconcile, while `check` and `ensure` always look again.
         self._found: dict[tuple[str, str], tuple[float, str]] = {}
@@ -54,7 +66,7 @@ class NginxRouter:
         remembered = self._found.get(key)
         if not fresh and remembered is not None and time.monotonic() - remembered[0] < FOUND_TTL_SECONDS:
             return remembered[1]
-        found = find_ingress(self._ingresses.list(route.namespace), route.name)
+        found = find_ingress(ingresses_routing_to(self._ingresses, route.namespace, route.name), route.name)
         if found is None:
             raise RouterError(
                 "ingress",
@@ -88,7 +100,7 @@ class NginxRouter:
         canary_name = rendering.canary_ingress_name(user["metadata"]["name"])
         refuse_foreign(self._ingresses.get(route.namespace, canary_name), "ingress", "Ingress", canary_name)
         spec = rendering.canary_spec(user.get("spec") or {}, route.name, route.canary_service)
-        rival = rendering.competing_canary(self._ingresses.list(route.namespace), canary_name, spec)
+        rival = rendering.competing_canary(self._canaries_on(route.namespace, spec), canary_name, spec)
         if rival is not None:
             raise RouterError(
                 "ingress",
@@ -97,6 +109,16 @@ class NginxRouter:
                 f"delete Ingress {rival} (or remove its canary annotations) before Weir manages Service {route.name}",
             )
         self._backends.check(route)
+
+    def _canaries_on(self, namespace: str, spec: Obj) -> list[Obj]:
+        hosts = {host for host, _ in rendering.host_paths(spec)}
+        found: dict[str, Obj] = {}
+        for host in hosts:
+            indexed = self._ingresses.find(namespace, CANARY_HOST_INDEX, host)
+            if indexed is None:
+                return self._ingresses.list(namespace)
+            found.update((item["metadata"]["name"], item) for item in indexed)
+        return list(found.values())
 
     def supports(self, routing: Routing) -> bool:
         return rendering.unsupported_reason(routing) is None

@@ -82,6 +82,21 @@ def routes_to_service(ingress: Mapping[str, Any], service: str) -> bool:
     )
 
 
+def backend_services(ingress: Mapping[str, Any]) -> set[str]:
+    """Every Service `ingress` sends traffic to (an index of the controller's Ingress cache)."""
+    spec = ingress.get("spec") or {}
+    backends = [spec.get("defaultBackend")] + [
+        path.get("backend") for rule in spec.get("rules") or [] for path in (rule.get("http") or {}).get("paths") or []]
+    return {name for name in (_service_backend(b) for b in backends) if name}
+
+
+def canary_hosts(ingress: Mapping[str, Any]) -> set[str]:
+    """The hosts a canary Ingress serves ("" for any host); none for an Ingress that is not a canary."""
+    if not is_canary(ingress):
+        return set()
+    return {host for host, _ in host_paths(ingress.get("spec") or {})}
+
+
 def _retarget(backend: Mapping[str, Any], canary_service: str) -> dict[str, Any]:
     moved = copy.deepcopy(dict(backend))
     moved["service"]["name"] = canary_service

@@ -11,14 +11,15 @@ from kubernetes.client import ApiClient
 
 from adapters.backends import Backends
 from adapters.base import Missing, Observed, Route, RouteRead, RouterError, Routing
+from adapters.kube import ObjectCache
 from adapters.readback import read_safely, set_verified
 
 
 class ServiceRouter:
     name = "service"
 
-    def __init__(self, api: ApiClient) -> None:
-        self._backends = Backends(api)
+    def __init__(self, api: ApiClient, cache: ObjectCache | None = None) -> None:
+        self._backends = Backends(api, cache)
 
     def check(self, route: Route) -> None:
         self._backends.check(route)

@@ -11,7 +11,7 @@ from kubernetes.client import ApiClient
 
 from adapters.backends import Backends
 from adapters.base import Missing, Observed, Route, RouteRead, RouterError, Routing
-from adapters.kube import Obj, Resource
+from adapters.kube import Obj, ObjectCache, Resource
 from adapters.readback import read_safely, set_verified
 
 
@@ -44,10 +44,10 @@ def unsupported_reason(routing: Routing) -> str | None:
 class SplitRouter:
     name = ""
 
-    def __init__(self, api: ApiClient, resource: Resource, edits: RouteEdits) -> None:
+    def __init__(self, api: ApiClient, resource: Resource, edits: RouteEdits, cache: ObjectCache | None = None) -> None:
         self._objects = resource
         self._edits = edits
-        self._backends = Backends(api)
+        self._backends = Backends(api, cache)
 
     def _name(self, route: Route) -> str:
         if route.gateway_route:

@@ -1,11 +1,12 @@
-"""The running controller: Deployment watches feed a work queue, workers reconcile, apscheduler keeps
-one job per active release at its analysis interval (plus precise wake-ups the machine asks for), and
-alerts from the webhook jump the queue."""
+"""The running controller: informers (list + watch per kind) keep the cache every reconcile reads, their
+events wake the releases they concern, workers reconcile, apscheduler keeps one job per active release at
+its analysis interval plus the precise wake-ups (steps, deadlines) the machine asks for, and safety work
+(alerts, rollbacks, deadlines) goes ahead of routine steps. An idle release costs no request."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import hashlib
 import logging
 import threading
 import time
@@ -14,25 +15,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from kubernetes import watch
-from kubernetes.client import ApiClient, AppsV1Api
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from adapters.kube import CacheNotSynced
+from adapters.nginx import INGRESS_INDEXES
+from adapters.nginx_ingress import backend_services
 from canary.alerts import AlertIntake
 from canary.annotated import read_annotations
 from canary.annotations import ENABLED, PART_OF_LABEL, STATE
 from canary.config import AlertMatcher
 from canary.errorlog import RepeatedErrors
+from canary.informer import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    HTTPROUTES,
+    INGRESSES,
+    SERVICES,
+    VIRTUALSERVICES,
+    Informer,
+    Kind,
+    lister,
+)
 from canary.judging import Judge
 from canary.kube import Conflict
 from canary.reconciler import Reconciler
 from canary.state import ALERTABLE_PHASES, Phase
+from canary.store import Obj, Store
 from canary.workqueue import Key, WorkQueue
 
 log = logging.getLogger("weir.controller")
 
-WATCH_TIMEOUT_SECONDS = 300
 ERROR_BACKOFF_SECONDS = 1.0
+CONFLICT_RETRY_SECONDS = 0.5
+SAFETY_PHASES = frozenset({Phase.ROLLING_BACK.value, Phase.DEGRADED.value, Phase.FINALIZING.value})
 
 
 @dataclass
@@ -51,11 +67,13 @@ class Stats:
 
 class Controller:
     def __init__(self, api: ApiClient, namespaces: Iterable[str] | None = None, judge: Judge | None = None,
-                 workers: int = 2, resync_seconds: float = 30.0,
-                 after_action: Callable[[], None] | None = None) -> None:
+                 workers: int = 4, resync_seconds: float = 600.0,
+                 after_action: Callable[[], None] | None = None, shard: Shard | None = None) -> None:
         self.api = api
         self.namespaces = list(namespaces) if namespaces else []
-        self.reconciler = Reconciler(api, judge=judge, after_action=after_action)
+        self.shard = shard or Shard(0, 1)
+        self.store = Store(indexers={INGRESSES.key: dict(INGRESS_INDEXES)})
+        self.reconciler = Reconciler(api, judge=judge, after_action=after_action, cache=self.store)
         self.intake = AlertIntake(lookup=self._cached, rules_for=alert_rules, writer=self.reconciler.cluster,
                                   wake=lambda key: self.queue.add(key, urgent=True))
         self.errors = RepeatedErrors(log)
@@ -65,8 +83,9 @@ class Controller:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.synced = threading.Event()
         self.stats = Stats()
-        self._cache: dict[Key, dict[str, Any]] = {}
-        self._cache_lock = threading.Lock()
+        self.informers: list[Informer] = []
+        self._known: set[Key] = set()  # the releases this controller manages (opted in, or Weir's objects)
+        self._known_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._interval_jobs: dict[Key, float] = {}
@@ -75,26 +94,47 @@ class Controller:
 
     def start(self) -> None:
         self.scheduler.start()
-        self.scheduler.add_job(self._resync, "interval", seconds=self.resync_seconds, id="resync")
         scopes: list[str | None] = list(self.namespaces) or [None]
-        pending = len(scopes)
-        lock = threading.Lock()
+        for kind in self._kinds(scopes[0]):
+            for namespace in scopes:
+                informer = Informer(self.api, kind, namespace, self.store, self._handler(kind))
+                self.store.register(kind.key, informer.synced)
+                self.informers.append(informer)
+                self._spawn(f"watch-{kind.plural}-{namespace or 'all'}", informer.run)
+        self._spawn("start-workers", self._start_when_synced)
 
-        def listed() -> None:
-            nonlocal pending
-            with lock:
-                pending -= 1
-                if pending == 0:
-                    self.synced.set()
+    def _kinds(self, scope: str | None) -> list[Kind]:
+        """The kinds to watch: the built-in ones, and the route CRDs this cluster serves."""
+        kinds = [DEPLOYMENTS, SERVICES, INGRESSES, CONFIGMAPS]
+        for crd in (HTTPROUTES, VIRTUALSERVICES):
+            try:
+                lister(self.api, crd, scope)(limit=1, _preload_content=False)
+                kinds.append(crd)
+            except ApiException as exc:
+                if exc.status not in (403, 404):
+                    raise
+        return kinds
 
-        for namespace in scopes:
-            self._spawn(f"watch-{namespace or 'all'}", self._watch, namespace, listed)
+    def _start_when_synced(self) -> None:
+        """Workers start once every cache has been listed (client-go's WaitForCacheSync): a decision is
+        never taken on an empty cache."""
+        for informer in self.informers:
+            while not informer.synced.wait(1.0):
+                if self._stop.is_set():
+                    return
+        self.synced.set()
+        log.info("caches synced", extra={"objects": {i.kind.key: self.store.count(i.kind.key) for i in self.informers}})
+        if self.resync_seconds > 0:
+            self.scheduler.add_job(self._resync, "interval", seconds=self.resync_seconds, id="resync")
+        self._resync()
         for i in range(self.workers):
             self._spawn(f"worker-{i}", self._work)
 
     def stop(self) -> None:
         self._stop.set()
         self.queue.close()
+        for informer in self.informers:
+            informer.stop()
         self.scheduler.shutdown(wait=False)
 
     def _spawn(self, name: str, target: Any, *args: Any) -> None:
@@ -102,83 +142,58 @@ class Controller:
         thread.start()
         self._threads.append(thread)
 
-    # --- watching -----------------------------------------------------------------------------------
+    # --- events -> releases -------------------------------------------------------------------------
 
-    def _watch(self, namespace: str | None, listed: Any) -> None:
-        apps = AppsV1Api(self.api)
-        first = True
-        while not self._stop.is_set():
-            try:
-                resource_version = self._list(apps, namespace)
-                if first:
-                    listed()
-                    first = False
-                self._stream(apps, namespace, resource_version)
-            except Exception as exc:  # a broken watch must never kill the controller: relist
-                log.warning("watch restarting", extra={"namespace": namespace, "error": str(exc)})
-                self._stop.wait(ERROR_BACKOFF_SECONDS)
+    def _handler(self, kind: Kind) -> Callable[[str, Obj], None]:
+        if kind is DEPLOYMENTS:
+            return self._on_deployment
+        if kind is CONFIGMAPS:
+            return lambda _type, _obj: None  # only Weir writes them; nothing to react to
+        return lambda _type, obj: self._on_route_object(kind, obj)
 
-    def _list(self, apps: Any, namespace: str | None) -> str:
-        if namespace:
-            listed = apps.list_namespaced_deployment(namespace, _preload_content=False)
-        else:
-            listed = apps.list_deployment_for_all_namespaces(_preload_content=False)
-        body = json.loads(listed.data)
-        for item in body.get("items") or []:
-            self._observe(item)
-        return str(body["metadata"]["resourceVersion"])
-
-    def _stream(self, apps: Any, namespace: str | None, resource_version: str) -> None:
-        stream = watch.Watch()
-        kwargs: dict[str, Any] = {"resource_version": resource_version, "timeout_seconds": WATCH_TIMEOUT_SECONDS,
-                                  "allow_watch_bookmarks": True}
-        func = apps.list_namespaced_deployment if namespace else apps.list_deployment_for_all_namespaces
-        args = (namespace,) if namespace else ()
-        try:
-            for event in stream.stream(func, *args, **kwargs):
-                if self._stop.is_set():
-                    stream.stop()
-                    return
-                kind, raw = event["type"], event["raw_object"]
-                if kind == "BOOKMARK":
-                    continue
-                if kind == "DELETED":
-                    self._forget(raw)
-                else:
-                    self._observe(raw)
-        except ApiException as exc:
-            if exc.status != 410:
-                raise
-            log.info("watch expired (410); relisting", extra={"namespace": namespace})
-
-    def _observe(self, deployment: Mapping[str, Any]) -> None:
-        meta = deployment["metadata"]
+    def _on_deployment(self, event_type: str, deployment: Obj) -> None:
+        meta = deployment.get("metadata") or {}
+        own = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
         key = release_key(deployment)
-        if key is None:
-            with self._cache_lock:
-                known = (meta["namespace"], meta["name"]) in self._cache
-            if not known:
+        with self._known_lock:
+            if key is None and own in self._known:
+                # Weir's annotations vanished from a Deployment it manages (e.g. `kubectl rollout undo` to a
+                # revision from before opt-in): reconcile it, so the release is handed back, not orphaned.
+                key = own
+            if key is None or not self.shard.owns(key):
                 return
-            # Weir's annotations vanished from a Deployment it manages (e.g. `kubectl rollout undo` to a
-            # revision from before opt-in): reconcile it, so the release is handed back, not orphaned.
-            key = (meta["namespace"], meta["name"])
-        if meta["name"] == key[1]:
-            with self._cache_lock:
-                self._cache[key] = dict(deployment)
-        self.queue.add(key)
+            if key == own and event_type == "DELETED":
+                self._known.discard(key)
+            elif key == own:
+                self._known.add(key)
+        self.queue.add(key, urgent=self._urgent(key))
 
-    def _forget(self, deployment: Mapping[str, Any]) -> None:
-        key = release_key(deployment)
-        if key is None:
-            return
-        if deployment["metadata"]["name"] == key[1]:
-            with self._cache_lock:
-                self._cache.pop(key, None)
-        self.queue.add(key)
+    def _on_route_object(self, kind: Kind, obj: Obj) -> None:
+        """A Service, Ingress or route changed: wake the releases it belongs to or sends traffic to."""
+        meta = obj.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+        names: set[str] = set()
+        part_of = (meta.get("labels") or {}).get(PART_OF_LABEL)
+        if part_of:
+            names.add(str(part_of))
+        elif kind is SERVICES:
+            names.add(str(meta.get("name") or ""))
+        elif kind is INGRESSES:
+            names |= backend_services(obj)
+        else:
+            names |= _mentioned_names(obj.get("spec") or {})
+        with self._known_lock:
+            keys = [(namespace, name) for name in names if (namespace, name) in self._known]
+        for key in keys:
+            self.queue.add(key, urgent=self._urgent(key))
+
+    def _urgent(self, key: Key) -> bool:
+        return self.stats.phases.get(key) in SAFETY_PHASES
 
     def _resync(self) -> None:
-        with self._cache_lock:
-            keys = list(self._cache)
+        """Every release again, from the cache (no API request): a safety net, not how work is found."""
+        with self._known_lock:
+            keys = list(self._known)
         for key in keys:
             self.queue.add(key)
 
@@ -200,7 +215,9 @@ class Controller:
             outcome = self.reconciler.reconcile(*key)
         except Conflict:
             self.stats.conflicts += 1
-            self.queue.add(key)  # someone wrote in between: decide again on fresh data
+            # Someone wrote in between: the watch brings the new version and wakes the key; this is the
+            # fallback should the cache still be behind.
+            self._requeue_after(key, CONFLICT_RETRY_SECONDS)
             return
         except Exception as exc:
             self.stats.reconcile_errors += 1
@@ -218,7 +235,7 @@ class Controller:
             self.stats.phases[key] = outcome.phase
         if outcome.requeue_after is not None:
             if outcome.requeue_after <= 0:
-                self.queue.add(key)
+                self.queue.add(key, urgent=self._urgent(key))
             else:
                 self._requeue_after(key, outcome.requeue_after)
         self._keep_analysis_job(key, outcome.active, outcome.analysis_interval)
@@ -229,8 +246,15 @@ class Controller:
         existing = self.scheduler.get_job(job_id)
         if existing is not None and existing.next_run_time is not None and existing.next_run_time <= run_at:
             return
-        self.scheduler.add_job(self.queue.add, "date", run_date=run_at, args=[key], id=job_id,
+        # A wake-up is a step's or a deadline's time: it goes ahead of routine work when it is safety work.
+        self.scheduler.add_job(self._wake, "date", run_date=run_at, args=[key], id=job_id,
                                replace_existing=True, misfire_grace_time=None)
+
+    def _wake(self, key: Key) -> None:
+        self.queue.add(key, urgent=self._urgent(key) or self._deadline_due(key))
+
+    def _deadline_due(self, key: Key) -> bool:
+        return self.stats.phases.get(key) in (Phase.PROGRESSING.value, Phase.PROMOTING.value)
 
     def _keep_analysis_job(self, key: Key, active: bool, interval: float | None) -> None:
         job_id = f"analysis:{key[0]}/{key[1]}"
@@ -247,8 +271,12 @@ class Controller:
     # --- alerts -------------------------------------------------------------------------------------
 
     def _cached(self, key: Key) -> dict[str, Any] | None:
-        with self._cache_lock:
-            return self._cache.get(key)
+        if not self.shard.owns(key):
+            return None
+        try:
+            return self.store.peek(DEPLOYMENTS.key, *key)
+        except CacheNotSynced:
+            return None
 
 
 def release_key(deployment: Mapping[str, Any]) -> Key | None:
@@ -275,6 +303,45 @@ def alert_rules(deployment: Mapping[str, Any]) -> tuple[tuple[AlertMatcher, ...]
     if not releasing:
         return None
     return annotated.spec.rollback_on_alerts if annotated.spec is not None else ()
+
+
+def _mentioned_names(value: Any) -> set[str]:
+    """Every `name` or `host` string in a route object's spec (the Services it may send traffic to)."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if key in ("name", "host") and isinstance(child, str):
+                    found.add(child.split(".", 1)[0])
+                else:
+                    stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`--shard i/n`: this controller manages the releases whose key hashes to i (of n)."""
+
+    index: int
+    count: int
+
+    def owns(self, key: Key) -> bool:
+        if self.count <= 1:
+            return True
+        digest = hashlib.sha256(f"{key[0]}/{key[1]}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, _, count = text.partition("/")
+        shard = cls(int(index), int(count))
+        if shard.count < 1 or not 0 <= shard.index < shard.count:
+            raise ValueError(f"--shard {text!r}: write i/n with 0 <= i < n, e.g. 0/3")
+        return shard
 
 
 def _utc(timestamp: float) -> dt.datetime:

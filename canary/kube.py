@@ -15,6 +15,7 @@ from typing import Any
 from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
+from adapters.kube import ObjectCache
 from canary.annotations import ALERTS, STATE
 
 Obj = dict[str, Any]
@@ -26,9 +27,17 @@ class Conflict(Exception):
     """The object changed since it was read; the caller re-reads and decides again."""
 
 
+DEPLOYMENTS = "deployments.apps"
+
+
 class Cluster:
-    def __init__(self, api: ApiClient, component: str = "weir") -> None:
+    """Deployments and Events. With a cache (canary.store.Store, fed by the controller's informers),
+    Deployments are read from it and every write's response is stored in it, so a read after a write
+    sees the write."""
+
+    def __init__(self, api: ApiClient, component: str = "weir", cache: ObjectCache | None = None) -> None:
         self.api = api
+        self.cache = cache
         # Typed as Any: we send and receive plain dicts (_preload_content=False), not the model classes.
         self.apps: Any = AppsV1Api(api)
         self.core: Any = CoreV1Api(api)
@@ -37,6 +46,11 @@ class Cluster:
     # --- Deployments ---------------------------------------------------------------------------------
 
     def get_deployment(self, namespace: str, name: str) -> Obj | None:
+        if self.cache is not None and self.cache.covers(DEPLOYMENTS):
+            return self.cache.get(DEPLOYMENTS, namespace, name)
+        return self.get_deployment_live(namespace, name)
+
+    def get_deployment_live(self, namespace: str, name: str) -> Obj | None:
         try:
             response = self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
         except ApiException as error:
@@ -53,7 +67,12 @@ class Cluster:
             if error.status == 409:
                 raise Conflict(f"deployment {namespace}/{name} changed") from error
             raise
-        return dict(json.loads(response.data))
+        return self._stored(dict(json.loads(response.data)))
+
+    def _stored(self, deployment: Obj) -> Obj:
+        if self.cache is not None:
+            self.cache.put(DEPLOYMENTS, deployment)
+        return deployment
 
     def write_annotations(self, deployment: Mapping[str, Any], changes: Mapping[str, str | None]) -> Obj:
         """Set (or, with None, remove) annotations, only if the Deployment is unchanged since it was read."""
@@ -70,8 +89,9 @@ class Cluster:
     def record_alerts(self, namespace: str, name: str, change: Callable[[str | None], str | None]) -> None:
         """Rewrite annotation weir.dev/alerts with `change(current)`, conditional on the version read;
         a conflicting write is recomputed from a fresh read."""
+        read = self.get_deployment
         for _ in range(CONFLICT_ATTEMPTS):
-            deployment = self.get_deployment(namespace, name)
+            deployment = read(namespace, name)
             if deployment is None:
                 return
             current = (deployment["metadata"].get("annotations") or {}).get(ALERTS)
@@ -82,6 +102,7 @@ class Cluster:
                 self.write_annotations(deployment, {ALERTS: wanted})
                 return
             except Conflict:
+                read = self.get_deployment_live  # the cache may lag behind the write that beat us
                 continue
         raise Conflict(f"deployment {namespace}/{name} kept changing while recording an alert")
 
@@ -101,12 +122,12 @@ class Cluster:
             if error.status in (409, 422):  # 422: the resourceVersion test failed
                 raise Conflict(f"deployment {meta['namespace']}/{meta['name']} changed") from error
             raise
-        return dict(json.loads(response.data))
+        return self._stored(dict(json.loads(response.data)))
 
     def create_deployment(self, body: Mapping[str, Any]) -> Obj:
         namespace = body["metadata"]["namespace"]
         response = self.apps.create_namespaced_deployment(namespace, dict(body), _preload_content=False)
-        return dict(json.loads(response.data))
+        return self._stored(dict(json.loads(response.data)))
 
     def replace_deployment(self, body: Mapping[str, Any]) -> Obj:
         meta = body["metadata"]
@@ -117,16 +138,20 @@ class Cluster:
             if error.status == 409:
                 raise Conflict(f"deployment {meta['namespace']}/{meta['name']} changed") from error
             raise
-        return dict(json.loads(response.data))
+        return self._stored(dict(json.loads(response.data)))
 
     def delete_deployment(self, namespace: str, name: str) -> bool:
         try:
-            self.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Background")
+            self.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Background",
+                                                   _preload_content=False)
+            gone = True
         except ApiException as error:
-            if error.status == 404:
-                return False
-            raise
-        return True
+            if error.status != 404:
+                raise
+            gone = False
+        if self.cache is not None:
+            self.cache.forget(DEPLOYMENTS, namespace, name)
+        return gone
 
     # --- Events --------------------------------------------------------------------------------------
 

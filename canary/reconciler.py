@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from adapters.base import Missing, Observed, Route, Router, RouterError, Unreadable
 from adapters.factory import detect_router, make_router
+from adapters.kube import ObjectCache
 from adapters.routing import canonical
 from canary.actions import (
     Action,
@@ -102,9 +103,10 @@ class _Act:
 
 class Reconciler:
     def __init__(self, api: ApiClient, judge: Judge | None = None, clock: Callable[[], float] = time.time,
-                 after_action: Callable[[], None] | None = None) -> None:
-        self.cluster = Cluster(api)
-        self.revisions = RevisionStore(api)
+                 after_action: Callable[[], None] | None = None, cache: ObjectCache | None = None) -> None:
+        self.cache = cache  # watch-fed objects (canary.store.Store): reads come from it, not the API
+        self.cluster = Cluster(api, cache=cache)
+        self.revisions = RevisionStore(api, cache)
         self.api = api
         self.judge = judge or ReadinessJudge()
         self.clock = clock
@@ -173,7 +175,7 @@ class Reconciler:
         kind = "?"
         try:
             selector_labels(deployment)
-            kind = spec.router or detect_router(self.api, meta["namespace"], meta["name"])
+            kind = spec.router or detect_router(self.api, meta["namespace"], meta["name"], self.cache)
             router = self._router(kind)
             route = build_route(deployment, spec.ingress, spec.route)
             if self._needs_check(deployment, state, kind):
@@ -222,7 +224,7 @@ class Reconciler:
         """Routers are kept for the controller's life: they hold no per-release state."""
         router = self._routers.get(kind)
         if router is None:
-            router = self._routers[kind] = make_router(kind, self.api)
+            router = self._routers[kind] = make_router(kind, self.api, self.cache)
         return router
 
     def _needs_check(self, deployment: dict[str, Any], state: ReleaseState | None, kind: str) -> bool:

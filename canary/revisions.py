@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from kubernetes.client import ApiClient, CoreV1Api
-from kubernetes.client.exceptions import ApiException
 
+from adapters.kube import ObjectCache, Resource
 from adapters.ownership import owner_reference
 from canary.annotations import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PART_OF_LABEL
 from canary.workload import owner_of
@@ -26,8 +26,8 @@ def store_name(deployment: str) -> str:
 
 
 class RevisionStore:
-    def __init__(self, api: ApiClient) -> None:
-        self.core: Any = CoreV1Api(api)
+    def __init__(self, api: ApiClient, cache: ObjectCache | None = None) -> None:
+        self.configmaps = Resource(api, "configmaps", typed="config_map", typed_client=CoreV1Api, cache=cache)
 
     def record(self, deployment: Mapping[str, Any], number: int, template_hash: str, template: Mapping[str, Any],
                keep: int) -> None:
@@ -45,7 +45,7 @@ class RevisionStore:
                 },
                 "data": {str(number): entry},
             }
-            self.core.create_namespaced_config_map(meta["namespace"], body, _preload_content=False)
+            self.configmaps.create(meta["namespace"], body)
             return
         data = dict(existing.get("data") or {})
         if data.get(str(number)) == entry and len(data) <= keep:
@@ -53,8 +53,7 @@ class RevisionStore:
         data[str(number)] = entry
         newest = sorted((int(k) for k in data), reverse=True)[:keep]
         existing["data"] = {str(k): data[str(k)] for k in newest}
-        self.core.replace_namespaced_config_map(existing["metadata"]["name"], meta["namespace"], existing,
-                                                _preload_content=False)
+        self.configmaps.replace(meta["namespace"], existing["metadata"]["name"], existing)
 
     def get(self, namespace: str, name: str, number: int) -> tuple[str, dict[str, Any]] | None:
         """(template hash, pod template) of revision `number`, or None if it is not kept."""
@@ -75,10 +74,4 @@ class RevisionStore:
         return None
 
     def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            response = self.core.read_namespaced_config_map(store_name(name), namespace, _preload_content=False)
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return dict(json.loads(response.data))
+        return self.configmaps.get(namespace, store_name(name))

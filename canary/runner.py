@@ -18,7 +18,8 @@ from aiohttp import web
 from kubernetes import client, config
 
 from canary import logs
-from canary.controller import Controller
+from canary.apiclient import ControllerApiClient
+from canary.controller import Controller, Shard
 from canary.judging import Judge, ReadinessJudge
 from canary.leader import LeaderElector
 from canary.server import build_app
@@ -38,7 +39,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--webhook-token-file", help="file holding the bearer token for /alerts")
     parser.add_argument("--webhook-token-secret", help="NAMESPACE/NAME[/KEY] of a Secret holding the token")
     parser.add_argument("--workers", type=int, default=4, help="parallel reconciles")
-    parser.add_argument("--resync", type=float, default=30.0, help="seconds between full resyncs")
+    parser.add_argument("--resync", type=float, default=600.0,
+                        help="seconds between re-reconciling every release from the cache (a safety net; 0: never)")
+    parser.add_argument("--qps", type=float, default=50.0, help="API requests per second, sustained (client-go's QPS)")
+    parser.add_argument("--burst", type=int, default=100, help="API requests allowed in a burst")
+    parser.add_argument("--shard", default=None,
+                        help="i/n: manage only the releases whose namespace/name hashes to shard i of n (each "
+                             "shard elects its own leader)")
     parser.add_argument("--leader-elect", action="store_true",
                         help="act only while holding a Lease (run several replicas safely)")
     parser.add_argument("--leader-elect-namespace", default=None,
@@ -52,14 +59,17 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def load_api(kubeconfig: str | None, context: str | None = None) -> client.ApiClient:
+def load_api(kubeconfig: str | None, context: str | None = None, qps: float = 50.0,
+             burst: int = 100) -> client.ApiClient:
+    configuration = client.Configuration()
     if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig, context=context)
-    try:
-        config.load_incluster_config()
-        return client.ApiClient()
-    except config.ConfigException:
-        return config.new_client_from_config(context=context)
+        config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(context=context, client_configuration=configuration)
+    return ControllerApiClient(configuration, qps=qps, burst=burst)
 
 
 def make_judge(prometheus: str | None) -> Judge:
@@ -108,9 +118,11 @@ def token_source(args: argparse.Namespace, api: client.ApiClient) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level)
-    api = load_api(args.kubeconfig, args.context)
+    api = load_api(args.kubeconfig, args.context, args.qps, args.burst)
+    shard = Shard.parse(args.shard) if args.shard else None
     controller = Controller(api, args.namespace, judge=make_judge(args.prometheus), workers=args.workers,
-                            resync_seconds=args.resync, after_action=crash_after(args.crash_after_actions))
+                            resync_seconds=args.resync, after_action=crash_after(args.crash_after_actions),
+                            shard=shard)
     host, _, port = args.listen.rpartition(":")
     elector = _elector(args, api)
     app = build_app(controller, token_source(args, api),
@@ -143,7 +155,11 @@ def _elector(args: argparse.Namespace, api: client.ApiClient) -> LeaderElector |
     namespace = args.leader_elect_namespace or os.environ.get("POD_NAMESPACE") or _pod_namespace() or "default"
     identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
     lease = args.leader_elect_lease
-    return LeaderElector(api, namespace, args.leader_elect_name, identity, lease_seconds=lease,
+    name = args.leader_elect_name
+    if args.shard:
+        index, _, count = args.shard.partition("/")
+        name = f"{name}-shard-{index}-of-{count}"  # each shard has its own Lease
+    return LeaderElector(api, namespace, name, identity, lease_seconds=lease,
                          renew_deadline=lease * 2 / 3, retry_seconds=lease / 7.5)
 
 
