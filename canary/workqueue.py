@@ -1,6 +1,9 @@
 """A work queue of Deployments to reconcile, in the manner of client-go's: a key is queued at most once,
 a key being worked on is never handed to a second worker, and a key added meanwhile runs again after.
-Urgent keys (a firing alert) jump the line."""
+
+Two lanes: safety work (a firing alert, a rollback, a deadline that is due, traffic going back to the
+primary) is handed out before any routine step, however long the routine lane is; each lane is FIFO.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ Key = tuple[str, str]  # (namespace, deployment name)
 class WorkQueue:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.RLock())
-        self._queue: collections.deque[Key] = collections.deque()
-        self._queued: set[Key] = set()
+        self._urgent: collections.deque[Key] = collections.deque()
+        self._routine: collections.deque[Key] = collections.deque()
+        self._queued: dict[Key, bool] = {}  # queued key -> in the urgent lane?
         self._processing: set[Key] = set()
         self._dirty: dict[Key, bool] = {}  # re-added while processing -> urgent?
         self._closed = False
@@ -27,26 +31,24 @@ class WorkQueue:
                 self._dirty[key] = self._dirty.get(key, False) or urgent
                 return
             if key in self._queued:
-                if urgent:
-                    self._queue.remove(key)
-                    self._queue.appendleft(key)
+                if urgent and not self._queued[key]:
+                    self._routine.remove(key)  # promoted to the safety lane
+                    self._urgent.append(key)
+                    self._queued[key] = True
                 return
-            self._queued.add(key)
-            if urgent:
-                self._queue.appendleft(key)
-            else:
-                self._queue.append(key)
+            self._queued[key] = urgent
+            (self._urgent if urgent else self._routine).append(key)
             self._cond.notify()
 
     def get(self, timeout: float | None = None) -> Key | None:
         """The next key (now being processed), or None if closed or timed out."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._queue or self._closed, timeout):
+            if not self._cond.wait_for(lambda: self._urgent or self._routine or self._closed, timeout):
                 return None
-            if self._closed and not self._queue:
+            if not (self._urgent or self._routine):
                 return None
-            key = self._queue.popleft()
-            self._queued.discard(key)
+            key = (self._urgent or self._routine).popleft()
+            del self._queued[key]
             self._processing.add(key)
             return key
 
@@ -63,4 +65,9 @@ class WorkQueue:
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._queue)
+            return len(self._urgent) + len(self._routine)
+
+    def depths(self) -> tuple[int, int]:
+        """(safety lane, routine lane)."""
+        with self._cond:
+            return len(self._urgent), len(self._routine)
