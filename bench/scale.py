@@ -575,6 +575,7 @@ class Run:
         self.controller: subprocess.Popen[bytes] | None = None
         self.follows: list[Follow] = []
         self.webhook = ""
+        self.sandbox_pid = 0
 
     def __enter__(self) -> Run:
         return self
@@ -609,6 +610,7 @@ class Run:
              str(o.ready_delay), "--watch-window", str(o.watch_window)], self.workdir / "sandbox.log")
         wait_file(self.workdir / "kubeconfig", process, 60, "the sandbox API")
         config = yaml.safe_load((self.workdir / "kubeconfig").read_text())
+        self.sandbox_pid = process.pid
         return Api(config["clusters"][0]["cluster"]["server"]), process.pid
 
     def create_fleet(self, api: Api) -> None:
@@ -651,6 +653,8 @@ class Run:
         Deployment's revision then, or None when init did not finish in time."""
         started = time.monotonic()
         self.start_controller()
+        assert self.controller is not None
+        meter = Meter(api, self.controller.pid, self.sandbox_pid).begin()
         deadline = started + self.options.init_timeout
         while True:
             self.check_controller()
@@ -666,6 +670,7 @@ class Run:
                 return None
             time.sleep(1.0)
         self.figures["init_seconds"] = time.monotonic() - started
+        self.figures["init"] = meter.end()
         say(f"N={self.n}: every Deployment Idle {self.figures['init_seconds']:.1f}s after the controller started")
         assert self.controller is not None
         port = wait_file(self.workdir / "port", self.controller, 30, "the controller's HTTP server")
@@ -719,8 +724,11 @@ class Run:
     def summarize_releases(self, released: list[App], before: dict[tuple[str, str], int], timeline: Timeline,
                            weights: Weights, alerts: Alerts, patched: dict[tuple[str, str], float]) -> None:
         outcomes: Counter[str] = Counter()
-        step_decided, step_visible, deadline_decided, deadline_visible = [], [], [], []
+        step_decided, step_visible, deadline_decided, deadline_visible, noticed = [], [], [], [], []
         for app in released:
+            first = next(iter(timeline.release(app.key, before[app.key])), None)
+            if first is not None and first.release_started_at:
+                noticed.append(first.release_started_at - patched[app.key])
             latest = timeline.latest(app.key)
             ended = timeline.ended(app.key, before[app.key])
             kind = "broken" if app.broken else "alerted" if app.key in alerts.sent else "healthy"
@@ -746,6 +754,7 @@ class Run:
                 alert_latency.append(zero - sent)
         self.figures.update({
             "outcomes": dict(sorted(outcomes.items())),
+            "release_start_delay": spread(noticed),
             "step_lateness_decided": spread(step_decided), "step_lateness_visible": spread(step_visible),
             "deadline_lateness_decided": spread(deadline_decided),
             "deadline_lateness_visible": spread(deadline_visible),
@@ -792,12 +801,15 @@ ROWS: list[tuple[str, Callable[[JsonObject], str]]] = [
     ("releases at once (never-ready canaries)", lambda f: f"{f['m']} ({f['broken']})"),
     ("init time (controller start -> all Idle)", lambda f: _s(f.get("init_seconds")) if "init_seconds" in f
      else "—" if "init_idle_at_timeout" not in f else f"never ({f['init_idle_at_timeout']} Idle)"),
+    ("controller CPU during init", lambda f: _cores(f.get("init"))),
+    ("API requests/s during init", lambda f: _rate(f.get("init"))),
     ("idle controller CPU", lambda f: _cores(f.get("idle"))),
     ("idle controller RSS", lambda f: f"{f['idle_rss_mib']:.0f} MiB" if "idle_rss_mib" in f else "—"),
     ("API requests/s at idle", lambda f: _rate(f.get("idle"))),
     ("sandbox API CPU at idle", lambda f: _cores(f.get("idle"), "sandbox_cores")),
     ("release: all ended after", lambda f: _s(f.get("release_seconds"))),
     ("release outcomes", lambda f: ", ".join(f"{k}: {v}" for k, v in f.get("outcomes", {}).items()) or "—"),
+    ("template change -> release started (state)", lambda f: _lateness(f.get("release_start_delay"))),
     ("API requests/s during release", lambda f: _rate(f.get("release"))),
     ("controller CPU during release", lambda f: _cores(f.get("release"))),
     ("sandbox API CPU during release", lambda f: _cores(f.get("release"), "sandbox_cores")),
