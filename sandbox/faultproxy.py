@@ -293,6 +293,10 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.proxy._track(self.connection, True)
 
+    def handle(self) -> None:
+        with contextlib.suppress(ConnectionError):  # a client that goes away is no error of the proxy's
+            super().handle()
+
     def finish(self) -> None:
         self._drop_upstream()
         self.server.proxy._track(self.connection, False)

@@ -377,3 +377,20 @@ class Recorder:
             if weight > 0 and ready == 0:
                 problems.append(f"rv {rv}: canary weight {weight} with 0 ready canary pods")
         return problems
+
+
+def promoted_at(state: dict[str, Any], revision: int) -> float | None:
+    """When `revision` was promoted (wall-clock seconds, from the state's history), if it was."""
+    for entry in state.get("history") or []:
+        if entry.get("number") == revision:
+            return float(entry["promoted_at"])
+    return None
+
+
+def traceback_count(log: str) -> int:
+    """How many Python tracebacks a log holds."""
+    return log.count("Traceback (most recent call last)")
+
+
+def log_tail(log: str, lines: int = 40) -> str:
+    return "\n".join(log.splitlines()[-lines:])
