@@ -113,6 +113,7 @@ class Reconciler:
         self.after_action = after_action  # a hook run after every executed action (fault injection in tests)
         self._routers: dict[str, Router] = {}
         self._checked: dict[tuple[str, str], tuple[float, str, str]] = {}
+        self._detected: dict[tuple[str, str], str] = {}
         self._handlers: dict[type, Callable[[Any, _Act], bool]] = {
             ScaleCanary: self._scale_canary,
             EnsurePrimary: self._ensure_primary,
@@ -131,6 +132,8 @@ class Reconciler:
         deployment = self.cluster.get_deployment(namespace, name)
         if deployment is None:
             self.judge.forget(namespace, name)
+            self._checked.pop((namespace, name), None)
+            self._detected.pop((namespace, name), None)
             return Outcome(None, 0, None, False)
         annotated = read_annotations(deployment)
         primary = self.cluster.get_deployment(namespace, primary_name(name))
@@ -175,7 +178,7 @@ class Reconciler:
         kind = "?"
         try:
             selector_labels(deployment)
-            kind = spec.router or detect_router(self.api, meta["namespace"], meta["name"], self.cache)
+            kind = spec.router or self._detect(deployment, state)
             router = self._router(kind)
             route = build_route(deployment, spec.ingress, spec.route)
             if self._needs_check(deployment, state, kind):
@@ -219,6 +222,17 @@ class Reconciler:
             return _Routes(kind, self._router(kind), build_route(deployment, ingress, gateway_route))
         except (ConfigError, RouterError):
             return None
+
+    def _detect(self, deployment: dict[str, Any], state: ReleaseState | None) -> str:
+        """The router found by looking at what routes to the Deployment's Service; looked for again only
+        when `check` would run (detection lists objects, some of kinds the cache may not hold)."""
+        meta = deployment["metadata"]
+        key = (meta["namespace"], meta["name"])
+        last = self._detected.get(key)
+        if last is not None and not self._needs_check(deployment, state, last):
+            return last
+        kind = self._detected[key] = detect_router(self.api, meta["namespace"], meta["name"], self.cache)
+        return kind
 
     def _router(self, kind: str) -> Router:
         """Routers are kept for the controller's life: they hold no per-release state."""
