@@ -33,6 +33,7 @@ import itertools
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -525,6 +526,7 @@ class Options:
     ready_delay: float
     watch_window: int
     log_level: str
+    controller_args: tuple[str, ...]
 
 
 def say(message: str) -> None:
@@ -571,7 +573,9 @@ class Run:
         self.apps = fleet(n, self.m, options.namespaces, options.broken_share)
         self.processes = Processes()
         self.figures: JsonObject = {"n": n, "m": self.m, "namespaces": options.namespaces,
-                                    "workers": options.workers, "broken": sum(a.broken for a in self.apps)}
+                                    "workers": options.workers,
+                                    "controller_args": " ".join(options.controller_args),
+                                    "broken": sum(a.broken for a in self.apps)}
         self.controller: subprocess.Popen[bytes] | None = None
         self.follows: list[Follow] = []
         self.webhook = ""
@@ -646,6 +650,7 @@ class Run:
             command += ["--namespace", ns]
         if o.prometheus:
             command += ["--prometheus", o.prometheus]
+        command += o.controller_args
         self.controller = self.processes.start(command, self.workdir / "controller.log")
 
     def initialize(self, api: Api) -> dict[tuple[str, str], int] | None:
@@ -828,8 +833,9 @@ ROWS: list[tuple[str, Callable[[JsonObject], str]]] = [
 def report(results: list[JsonObject]) -> str:
     if len(results) == 1:
         f = results[0]
-        return "\n".join([f"N = {f['n']} opted-in Deployments in {f['namespaces']} namespace(s), controller "
-                          f"--workers {f['workers']}"] + [f"{label}: {render(f)}" for label, render in ROWS])
+        title = (f"N = {f['n']} opted-in Deployments in {f['namespaces']} namespace(s), controller "
+                 f"--workers {f['workers']} {f['controller_args']}").rstrip()
+        return "\n".join([title] + [f"{label}: {render(f)}" for label, render in ROWS])
     width = max(len(label) for label, _ in ROWS)
     lines = [f"{'':{width}}  " + "  |  ".join(f"N = {f['n']}" for f in results)]
     lines += [f"{label:{width}}  " + "  |  ".join(render(f) for f in results) for label, render in ROWS]
@@ -855,13 +861,16 @@ def main() -> int:
     parser.add_argument("--ready-delay", type=float, default=0.2, help="sandbox: seconds until a pod is ready")
     parser.add_argument("--watch-window", type=int, default=100_000, help="sandbox: watch events kept")
     parser.add_argument("--log-level", default="warning", help="the controller's")
+    parser.add_argument("--controller-args", default="", metavar="ARGS",
+                        help="more arguments for `weir run`, e.g. --controller-args='--qps 200 --burst 400'")
     parser.add_argument("--workdir", type=Path, help="where logs go (default: a new temporary directory)")
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end instead")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [args.n]
     options = Options(args.m, args.namespaces, args.idle_window, args.settle, args.workers, args.broken_share,
                       args.alerts, args.alert_gap, args.init_timeout, args.release_timeout, args.prometheus,
-                      args.threads, args.ready_delay, args.watch_window, args.log_level)
+                      args.threads, args.ready_delay, args.watch_window, args.log_level,
+                      tuple(shlex.split(args.controller_args)))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="weir-bench-scale-"))
     # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so every started process is stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
