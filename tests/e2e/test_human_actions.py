@@ -90,8 +90,19 @@ def handed_back(app: App, replicas: int) -> Callable[[], bool]:
 def describe(app: App) -> dict[str, Any]:
     """What the world looks like, for failure messages."""
     return {"state": app.state(), "weight": app.canary_weight(), "canary_replicas": app.replicas(),
-            "primary_image": primary_image(app), "primary_replicas": app.replicas(f"{app.name}-primary"),
-            "apex": (app.service(app.name) or {}).get("spec", {}).get("selector")}
+            "canary_ready": app.ready_replicas(), "primary_image": primary_image(app),
+            "primary_replicas": app.replicas(f"{app.name}-primary"),
+            "apex": (app.service(app.name) or {}).get("spec", {}).get("selector"),
+            "objects": {kind: sorted(app.names(kind)) for kind in ("Deployment", "Service", "Ingress")},
+            "events": [f"{e.get('reason')}: {str(e.get('message'))[:120]}" for e in app.events()][-8:]}
+
+
+def settle(app: App, condition: Callable[[], Any], what: str, timeout: float = SETTLE) -> Any:
+    """wait_for, and on a timeout say what the world looked like instead."""
+    try:
+        return wait_for(condition, timeout, what)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nworld: {describe(app)}") from None
 
 
 def test_template_change_mid_release_releases_and_promotes_the_newest(app: App, controller: ControllerProcess,
@@ -100,7 +111,7 @@ def test_template_change_mid_release_releases_and_promotes_the_newest(app: App, 
     before = app.wait_phase("Idle")["revision"]
     start_release(app, "example/web:2")
     app.set_image("example/web:3")
-    state = wait_for(promoted_to(app, "example/web:3"), SETTLE, "example/web:3 promoted")
+    state = settle(app, promoted_to(app, "example/web:3"), "example/web:3 promoted")
     assert state["revision"] > before
     assert app.image("web") == "example/web:3"
     assert recorder.images("web-primary") == ["example/web:1", "example/web:3"]  # 2 was never promoted
@@ -123,7 +134,7 @@ def test_rollout_undo_to_a_replicaset_with_a_stale_state_is_not_trusted(kube: Ku
     app.create(LADDER)
     app.wait_phase("Idle")
     app.set_image("example/web:2")
-    wait_for(promoted_to(app, "example/web:2"), SETTLE, "example/web:2 promoted")
+    settle(app, promoted_to(app, "example/web:2"), "example/web:2 promoted")
     start_release(app, "example/web:3")
     carried = replicaset_state(kube, app, "example/web:2")
     assert carried.get("phase") == "Idle", carried  # what the undo below writes back: stale mid-release
@@ -131,7 +142,7 @@ def test_rollout_undo_to_a_replicaset_with_a_stale_state_is_not_trusted(kube: Ku
     assert app.image("web") == "example/web:2"
 
     settled = promoted_to(app, "example/web:2")
-    wait_for(settled, SETTLE, "Idle with example/web:2 on primary and no canary traffic")
+    settle(app, settled, "Idle with example/web:2 on primary and no canary traffic")
     holds(settled, 2 * INTERVAL, "the settled world")
     assert app.service("web")["spec"]["selector"] == {"app": "web-primary"}  # type: ignore[index]
     assert "example/web:3" not in recorder.images("web-primary")
@@ -153,12 +164,12 @@ def test_rollout_undo_to_before_the_opt_in_hands_the_service_back(kube: KubeTarg
     app.apps.patch_namespaced_deployment("web", kube.namespace, {
         "metadata": {"annotations": weir_annotations},
         "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "example/web:2"}]}}}})
-    wait_for(promoted_to(app, "example/web:2"), SETTLE, "opted in with example/web:2")
+    settle(app, promoted_to(app, "example/web:2"), "opted in with example/web:2")
     start_release(app, "example/web:3")
     run_kubectl(kube, "rollout", "undo", "deploy/web", "--to-revision", "1")
     assert ENABLED not in app.annotations()
 
-    wait_for(handed_back(app, replicas=2), SETTLE, "the service handed back to web")
+    settle(app, handed_back(app, replicas=2), "the service handed back to web")
     assert app.image("web") == "example/web:1"
     assert recorder.unsafe_moments("web") == []
 
@@ -170,9 +181,9 @@ def test_kubectl_scale_mid_release_is_the_new_size_after_promotion(kube: KubeTar
     app.wait_phase("Idle")
     start_release(app)
     run_kubectl(kube, "scale", "deploy/web", "--replicas", "3")
-    wait_for(promoted_to(app, "example/web:2"), SETTLE, "example/web:2 promoted")
-    wait_for(lambda: app.replicas("web-primary") == 3 and app.ready_replicas("web-primary") == 3, 20,
-             "web-primary at 3 ready replicas")
+    settle(app, promoted_to(app, "example/web:2"), "example/web:2 promoted")
+    settle(app, lambda: app.replicas("web-primary") == 3 and app.ready_replicas("web-primary") == 3,
+           "web-primary at 3 ready replicas", 20)
     holds(lambda: app.replicas() == 0 and app.replicas("web-primary") == 3, INTERVAL, "web 0, web-primary 3")
     assert recorder.unsafe_moments("web") == []
 
@@ -184,13 +195,13 @@ def test_rollout_pause_holds_the_weight_and_resume_finishes_the_release(kube: Ku
     app.wait_phase("Idle")
     start_release(app)
     run_kubectl(kube, "rollout", "pause", "deploy/web")
-    state = app.wait_phase("Paused", timeout=10)
+    state = settle(app, lambda: app.state() if app.phase() == "Paused" else None, "phase Paused", 10)
     weight = app.canary_weight()
     assert weight is not None and weight > 0 and weight == state["weight"], describe(app)
     holds(lambda: app.phase() == "Paused" and app.canary_weight() == weight, 3 * INTERVAL,
           f"paused at weight {weight}")
     run_kubectl(kube, "rollout", "resume", "deploy/web")
-    wait_for(promoted_to(app, "example/web:2"), SETTLE, "example/web:2 promoted after resume")
+    settle(app, promoted_to(app, "example/web:2"), "example/web:2 promoted after resume")
     assert recorder.unsafe_moments("web") == []
 
 
@@ -211,8 +222,9 @@ def test_a_deleted_weir_object_is_recreated_and_the_release_ends(kube: KubeTarge
     assert doomed is not None
     run_kubectl(kube, "delete", kind, name, "--wait=true", "--timeout=20s")
 
-    wait_for(lambda: _uid(app, kind, name) not in (None, doomed), 20, f"{kind} {name} re-created")
-    recreated = wait_for(lambda: [e for e in app.events() if e.get("reason") == "Recreated"], 10, "Recreated Event")
+    settle(app, lambda: _uid(app, kind, name) not in (None, doomed), f"{kind} {name} re-created", 20)
+    recreated = settle(app, lambda: [e for e in app.events() if e.get("reason") == "Recreated"],
+                       "Recreated Event", 10)
     assert any(name in e.get("message", "") for e in recreated), [e.get("message") for e in recreated]
 
     def ended() -> dict[str, Any] | None:
@@ -220,7 +232,7 @@ def test_a_deleted_weir_object_is_recreated_and_the_release_ends(kube: KubeTarge
         if (state.get("phase") == "Idle" and state.get("revision") == 1) or state.get("phase") == "RolledBack":
             return state if app.canary_weight() == 0 and app.replicas() == 0 else None
         return None
-    wait_for(ended, SETTLE, "the release promoted or rolled back")
+    settle(app, ended, "the release promoted or rolled back")
     assert _uid(app, kind, name) is not None, f"{kind} {name} missing after the release ended"
     assert recorder.unsafe_moments("web") == []
 
@@ -231,7 +243,7 @@ def test_opt_out_mid_release_hands_the_service_back(kube: KubeTarget, app: App, 
     app.wait_phase("Idle")
     start_release(app)
     run_kubectl(kube, "annotate", "deploy/web", f"{ENABLED}-")
-    wait_for(handed_back(app, replicas=2), SETTLE, "the service handed back to web")
+    settle(app, handed_back(app, replicas=2), "the service handed back to web")
     assert app.image("web") == "example/web:2"  # the Deployment is the source of truth
     assert recorder.unsafe_moments("web") == []
 
@@ -245,18 +257,18 @@ def break_config_mid_release(kube: KubeTarget, app: App) -> None:
     app.wait_phase("Idle")
     start_release(app)
     run_kubectl(kube, "annotate", "deploy/web", "--overwrite", f"{ROLLOUT}={yaml.safe_dump(BROKEN)}")
-    state = app.wait_phase("Invalid", timeout=10)
+    state = settle(app, lambda: app.state() if app.phase() == "Invalid" else None, "phase Invalid", 10)
     assert BROKEN_PATH in state["message"], state["message"]
 
 
 def test_invalid_config_mid_release_moves_traffic_to_primary_and_the_fix_resumes(
         kube: KubeTarget, app: App, controller: ControllerProcess, recorder: Recorder) -> None:
     break_config_mid_release(kube, app)
-    wait_for(lambda: app.canary_weight() == 0, 10, "canary weight 0 while Invalid")
+    settle(app, lambda: app.canary_weight() == 0, "canary weight 0 while Invalid", 10)
     holds(lambda: app.phase() == "Invalid" and app.canary_weight() == 0 and app.replicas() == 2, 2 * INTERVAL,
           "Invalid, traffic on primary, the canary kept at 2 replicas")
     run_kubectl(kube, "annotate", "deploy/web", "--overwrite", f"{ROLLOUT}={yaml.safe_dump(LADDER)}")
-    wait_for(promoted_to(app, "example/web:2"), SETTLE, "example/web:2 promoted after the fix")
+    settle(app, promoted_to(app, "example/web:2"), "example/web:2 promoted after the fix")
     assert recorder.unsafe_moments("web") == []
 
 
@@ -264,9 +276,9 @@ def test_a_firing_alert_rolls_back_a_release_whose_config_became_invalid(
         kube: KubeTarget, app: App, controller: ControllerProcess, recorder: Recorder) -> None:
     break_config_mid_release(kube, app)
     answer = controller.fire_alert(kube.namespace, deployment="web", severity="page")
-    assert answer.get("rollingBack") == [f"{kube.namespace}/web"], answer
-    state = app.wait_phase("RolledBack", timeout=15)
+    assert answer.get("rollingBack") == [f"{kube.namespace}/web"], (answer, describe(app))
+    state = settle(app, lambda: app.state() if app.phase() == "RolledBack" else None, "phase RolledBack", 15)
     assert "CanaryErrors" in state["message"], state["message"]
-    wait_for(lambda: app.canary_weight() == 0 and app.replicas() == 0, 20, "canary drained")
+    settle(app, lambda: app.canary_weight() == 0 and app.replicas() == 0, "canary drained", 20)
     assert primary_image(app) == "example/web:1"
     assert recorder.unsafe_moments("web") == []
