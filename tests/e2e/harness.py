@@ -392,5 +392,6 @@ def traceback_count(log: str) -> int:
     return log.count("Traceback (most recent call last)")
 
 
-def log_tail(log: str, lines: int = 40) -> str:
-    return "\n".join(log.splitlines()[-lines:])
+def log_tail(log: str, lines: int = 40, width: int = 400) -> str:
+    """The last `lines` lines of a log, each cut to `width` characters."""
+    return "\n".join(line if len(line) <= width else f"{line[:width]}…" for line in log.splitlines()[-lines:])
