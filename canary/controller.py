@@ -67,13 +67,14 @@ class Stats:
 
 class Controller:
     def __init__(self, api: ApiClient, namespaces: Iterable[str] | None = None, judge: Judge | None = None,
-                 workers: int = 4, resync_seconds: float = 600.0,
+                 workers: int = 16, resync_seconds: float = 600.0,
                  after_action: Callable[[], None] | None = None, shard: Shard | None = None) -> None:
         self.api = api
         self.namespaces = list(namespaces) if namespaces else []
         self.shard = shard or Shard(0, 1)
         self.store = Store(indexers={INGRESSES.key: dict(INGRESS_INDEXES)})
-        self.reconciler = Reconciler(api, judge=judge, after_action=after_action, cache=self.store)
+        self.reconciler = Reconciler(api, judge=judge, after_action=after_action, cache=self.store,
+                                     background_events=True)
         self.intake = AlertIntake(lookup=self._cached, rules_for=alert_rules, writer=self.reconciler.cluster,
                                   wake=lambda key: self.queue.add(key, urgent=True))
         self.errors = RepeatedErrors(log)
@@ -136,6 +137,10 @@ class Controller:
         for informer in self.informers:
             informer.stop()
         self.scheduler.shutdown(wait=False)
+        events = self.reconciler.cluster.events
+        if events is not None:
+            events.flush(2.0)  # what was decided is recorded before a clean exit
+            events.close()
 
     def _spawn(self, name: str, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -237,24 +242,21 @@ class Controller:
             if outcome.requeue_after <= 0:
                 self.queue.add(key, urgent=self._urgent(key))
             else:
-                self._requeue_after(key, outcome.requeue_after)
+                self._requeue_after(key, outcome.requeue_after, outcome.deadline_wake)
         self._keep_analysis_job(key, outcome.active, outcome.analysis_interval)
 
-    def _requeue_after(self, key: Key, seconds: float) -> None:
+    def _requeue_after(self, key: Key, seconds: float, deadline: bool = False) -> None:
         job_id = f"wake:{key[0]}/{key[1]}"
         run_at = _utc(time.time() + seconds)
         existing = self.scheduler.get_job(job_id)
         if existing is not None and existing.next_run_time is not None and existing.next_run_time <= run_at:
             return
         # A wake-up is a step's or a deadline's time: it goes ahead of routine work when it is safety work.
-        self.scheduler.add_job(self._wake, "date", run_date=run_at, args=[key], id=job_id,
+        self.scheduler.add_job(self._wake, "date", run_date=run_at, args=[key, deadline], id=job_id,
                                replace_existing=True, misfire_grace_time=None)
 
-    def _wake(self, key: Key) -> None:
-        self.queue.add(key, urgent=self._urgent(key) or self._deadline_due(key))
-
-    def _deadline_due(self, key: Key) -> bool:
-        return self.stats.phases.get(key) in (Phase.PROGRESSING.value, Phase.PROMOTING.value)
+    def _wake(self, key: Key, deadline: bool) -> None:
+        self.queue.add(key, urgent=deadline or self._urgent(key))
 
     def _keep_analysis_job(self, key: Key, active: bool, interval: float | None) -> None:
         job_id = f"analysis:{key[0]}/{key[1]}"

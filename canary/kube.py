@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from adapters.kube import ObjectCache
 from canary.annotations import ALERTS, STATE
+from canary.events import EventSender
 
 Obj = dict[str, Any]
 CONFLICT_ATTEMPTS = 5
@@ -35,13 +36,16 @@ class Cluster:
     Deployments are read from it and every write's response is stored in it, so a read after a write
     sees the write."""
 
-    def __init__(self, api: ApiClient, component: str = "weir", cache: ObjectCache | None = None) -> None:
+    def __init__(self, api: ApiClient, component: str = "weir", cache: ObjectCache | None = None,
+                 background_events: bool = False) -> None:
         self.api = api
         self.cache = cache
         # Typed as Any: we send and receive plain dicts (_preload_content=False), not the model classes.
         self.apps: Any = AppsV1Api(api)
         self.core: Any = CoreV1Api(api)
         self.component = component
+        # In the controller Events go out in the background (canary.events); elsewhere (plugin, tests) at once.
+        self.events = EventSender(self.send_event) if background_events else None
 
     # --- Deployments ---------------------------------------------------------------------------------
 
@@ -177,8 +181,14 @@ class Cluster:
             "lastTimestamp": now,
             "count": 1,
         }
+        if self.events is not None:
+            self.events.submit(meta["namespace"], body)
+        else:
+            self.send_event(meta["namespace"], body)
+
+    def send_event(self, namespace: str, body: dict[str, Any]) -> None:
         try:
-            self.core.create_namespaced_event(meta["namespace"], body, _preload_content=False)
+            self.core.create_namespaced_event(namespace, body, _preload_content=False)
         except ApiException as error:
             if error.status != 409:  # 409: this very decision was already recorded
                 raise

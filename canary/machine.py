@@ -53,6 +53,7 @@ class Decision:
     command_consumed: bool = False
     requeue_after: float | None = None  # look again after this many seconds (besides watch events)
     alerts_consumed: bool = False  # the recorded alerts were considered: remove them with this state
+    deadline_wake: bool = False  # requeue_after is a deadline's time: safety work when it comes
 
 
 def decide(state: ReleaseState | None, obs: Observation, history_limit: int = HISTORY_LIMIT) -> Decision:
@@ -253,7 +254,7 @@ def _judge_step(state: ReleaseState, obs: Observation, hold: float, actions: tup
             return _to_rolling_back(
                 state, obs, f"no usable metrics for {format_duration(elapsed)} ({verdict.reason})", actions)
         return Decision(state.replace(message=f"{state.stage_name}: holding, {verdict.reason}"), actions,
-                        requeue_after=obs.deadline_seconds - elapsed)
+                        requeue_after=obs.deadline_seconds - elapsed, deadline_wake=True)
     if elapsed < hold:
         return Decision(state.replace(message=f"{state.stage_name}: {verdict.outcome.value}"), actions,
                         requeue_after=hold - elapsed)
@@ -282,7 +283,8 @@ def _canary_not_ready(state: ReleaseState, obs: Observation, actions: list[Actio
     message = f"waiting for canary: {obs.canary.ready}/{state.replicas} ready"
     until_deadline = obs.deadline_seconds - (obs.now - since)
     return Decision(state.replace(message=message), tuple(actions),
-                    requeue_after=min(WAIT_POLL_SECONDS, until_deadline + 0.1))
+                    requeue_after=min(WAIT_POLL_SECONDS, until_deadline + 0.1),
+                    deadline_wake=until_deadline + 0.1 <= WAIT_POLL_SECONDS)
 
 
 def _pause(state: ReleaseState, obs: Observation, by: str, why: str, consumed: bool = False) -> Decision:
@@ -380,8 +382,9 @@ def _promotion_deadline(state: ReleaseState, obs: Observation, message: str, act
     if waited > obs.deadline_seconds:
         return _to_rolling_back(state, obs, f"promotion made no progress for the progress deadline "
                                             f"({format_duration(obs.deadline_seconds)}): {message}", (), consumed)
+    until = obs.deadline_seconds - waited + 0.1
     return Decision(state.replace(message=message), actions, command_consumed=consumed,
-                    requeue_after=min(WAIT_POLL_SECONDS, obs.deadline_seconds - waited + 0.1))
+                    requeue_after=min(WAIT_POLL_SECONDS, until), deadline_wake=until <= WAIT_POLL_SECONDS)
 
 
 def _rolling_back(state: ReleaseState, obs: Observation, _: int) -> Decision:
@@ -480,7 +483,7 @@ def _hold(state: ReleaseState, obs: Observation, message: str, actions: tuple[Ac
                         requeue_after=WAIT_POLL_SECONDS)
     until = WAIT_POLL_SECONDS if started is None else obs.deadline_seconds - (obs.now - started) + 0.1
     return Decision(state.replace(message=message), actions, command_consumed=consumed,
-                    requeue_after=min(WAIT_POLL_SECONDS, until))
+                    requeue_after=min(WAIT_POLL_SECONDS, until), deadline_wake=until <= WAIT_POLL_SECONDS)
 
 
 # --- shared transitions --------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ class Outcome:
     requeue_after: float | None
     active: bool
     analysis_interval: float | None = None
+    deadline_wake: bool = False  # the requeue is a deadline's time (safety work), not a routine step
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,10 @@ class _Act:
 
 class Reconciler:
     def __init__(self, api: ApiClient, judge: Judge | None = None, clock: Callable[[], float] = time.time,
-                 after_action: Callable[[], None] | None = None, cache: ObjectCache | None = None) -> None:
+                 after_action: Callable[[], None] | None = None, cache: ObjectCache | None = None,
+                 background_events: bool = False) -> None:
         self.cache = cache  # watch-fed objects (canary.store.Store): reads come from it, not the API
-        self.cluster = Cluster(api, cache=cache)
+        self.cluster = Cluster(api, cache=cache, background_events=background_events)
         self.revisions = RevisionStore(api, cache)
         self.api = api
         self.judge = judge or ReadinessJudge()
@@ -165,7 +167,7 @@ class Reconciler:
                                       "detail": new_state.message if new_state else "", "actions": executed})
         interval = setup.spec.analysis.interval_seconds if setup else None
         return Outcome(new_state.phase.value if new_state else None, executed, requeue,
-                       new_state is not None and new_state.phase in ACTIVE_PHASES, interval)
+                       new_state is not None and new_state.phase in ACTIVE_PHASES, interval, decision.deadline_wake)
 
     # --- observe ------------------------------------------------------------------------------------
 

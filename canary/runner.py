@@ -38,11 +38,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--prometheus", help="Prometheus URL for canary analysis (default: readiness only)")
     parser.add_argument("--webhook-token-file", help="file holding the bearer token for /alerts")
     parser.add_argument("--webhook-token-secret", help="NAMESPACE/NAME[/KEY] of a Secret holding the token")
-    parser.add_argument("--workers", type=int, default=4, help="parallel reconciles")
+    parser.add_argument("--workers", type=int, default=16,
+                        help="parallel reconciles (threads that mostly wait on the API server)")
     parser.add_argument("--resync", type=float, default=600.0,
                         help="seconds between re-reconciling every release from the cache (a safety net; 0: never)")
-    parser.add_argument("--qps", type=float, default=50.0, help="API requests per second, sustained (client-go's QPS)")
-    parser.add_argument("--burst", type=int, default=100, help="API requests allowed in a burst")
+    parser.add_argument("--qps", type=float, default=300.0,
+                        help="API requests per second, sustained (client-go's QPS; 0: unlimited)")
+    parser.add_argument("--burst", type=int, default=600, help="API requests allowed in a burst")
     parser.add_argument("--shard", default=None,
                         help="i/n: manage only the releases whose namespace/name hashes to shard i of n (each "
                              "shard elects its own leader)")

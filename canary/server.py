@@ -109,5 +109,24 @@ def render_metrics(controller: Controller) -> str:
         "# TYPE weir_releases gauge",
     ]
     lines += [f'weir_releases{{phase="{phase}"}} {count}' for phase, count in sorted(phases.items())]
-    lines.append(f"weir_work_queue_depth {len(controller.queue)}")
+    safety, routine = controller.queue.depths()
+    lines += [
+        "# HELP weir_work_queue_depth Releases waiting for a worker, by lane.",
+        "# TYPE weir_work_queue_depth gauge",
+        f'weir_work_queue_depth{{lane="safety"}} {safety}',
+        f'weir_work_queue_depth{{lane="routine"}} {routine}',
+    ]
+    events = controller.reconciler.cluster.events
+    if events is not None:
+        lines += [
+            "# HELP weir_events_total Kubernetes Events recorded, by result.",
+            "# TYPE weir_events_total counter",
+            f'weir_events_total{{result="sent"}} {events.sent}',
+            f'weir_events_total{{result="failed"}} {events.failed}',
+            f'weir_events_total{{result="dropped"}} {events.dropped}',
+        ]
+    retries = getattr(controller.api, "retries", None)
+    if retries is not None:
+        lines += ["# HELP weir_api_retries_total API requests repeated after a failure.",
+                  "# TYPE weir_api_retries_total counter", f"weir_api_retries_total {retries}"]
     return "\n".join(lines) + "\n"
