@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,13 +35,6 @@ def alert(namespace: str, status: str = "firing", **labels: str) -> dict[str, An
     return {"version": "4", "status": status, "receiver": "weir", "groupLabels": {}, "commonLabels": {},
             "alerts": [{"status": status, "labels": {"alertname": "CanaryErrors", "namespace": namespace,
                                                      **labels}, "annotations": {"summary": "5xx above 5%"}}]}
-
-
-@pytest.fixture
-def controller(kube: KubeTarget) -> Iterator[ControllerProcess]:
-    process = ControllerProcess(kube.kubeconfig_path, kube.namespace)
-    yield process
-    process.stop()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,13 +13,6 @@ from tests.conftest import KubeTarget
 from tests.e2e.harness import App, ControllerProcess, app_objects, create, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def controller(kube: KubeTarget) -> Iterator[ControllerProcess]:
-    process = ControllerProcess(kube.kubeconfig_path, kube.namespace)
-    yield process
-    process.stop()
 
 
 def _selector_with_expressions(objects: list[dict[str, Any]]) -> None:

@@ -32,18 +32,6 @@ SETTLE = 45.0  # deadline for a release to end after the action
 
 
 @pytest.fixture
-def controller(kube: KubeTarget) -> Iterator[ControllerProcess]:
-    process = ControllerProcess(kube.kubeconfig_path, kube.namespace)
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def app(kube: KubeTarget) -> App:
-    return App(kube.api_client, kube.namespace, "web")
-
-
-@pytest.fixture
 def recorder(kube: KubeTarget) -> Iterator[Recorder]:
     watching = Recorder(kube.api_client, kube.namespace).start()
     yield watching

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ def plugin(kube: KubeTarget, *args: str) -> subprocess.CompletedProcess[str]:
     command = [kubectl, "weir"] if kubectl else [str(Path(bin_dir) / "kubectl-weir")]
     return subprocess.run([*command, *args, "--kubeconfig", str(kube.kubeconfig_path), "-n", kube.namespace],
                           capture_output=True, text=True, env=env, timeout=60)
-
-
-@pytest.fixture
-def controller(kube: KubeTarget) -> Iterator[ControllerProcess]:
-    process = ControllerProcess(kube.kubeconfig_path, kube.namespace)
-    yield process
-    process.stop()
 
 
 def test_status_shows_phase_stage_weight_and_revision_then_promote(kube: KubeTarget,

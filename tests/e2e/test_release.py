@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from canary.annotations import ENABLED, STATE
@@ -11,18 +9,6 @@ from tests.conftest import KubeTarget
 from tests.e2e.harness import App, ControllerProcess, Recorder, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def controller(kube: KubeTarget) -> Iterator[ControllerProcess]:
-    process = ControllerProcess(kube.kubeconfig_path, kube.namespace)
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def app(kube: KubeTarget) -> App:
-    return App(kube.api_client, kube.namespace, "web")
 
 
 def test_opt_in_creates_primary_services_and_canary_ingress(app: App, controller: ControllerProcess) -> None:
