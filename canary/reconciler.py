@@ -297,6 +297,9 @@ class Reconciler:
                 new_state = new_state.replace(router=setup.router_kind, ingress=setup.spec.ingress,
                                               gateway_route=setup.spec.route)
             changed = new_state != state or decision.command_consumed or decision.alerts_consumed or force_write
+            if changed and _progress_note_only(state, new_state) and not (
+                    decision.command_consumed or decision.alerts_consumed or force_write):
+                changed = False  # set-up steps are not worth a write each: the phase says Initializing
             if changed:
                 new_state = new_state.replace(seq=(state.seq if state else 0) + 1)
                 changes: dict[str, str | None] = {STATE: new_state.to_json()}
@@ -460,6 +463,12 @@ def _kept_state(primary: dict[str, Any] | None, name: str) -> ReleaseState | Non
     if (meta.get("labels") or {}).get(PART_OF_LABEL) != name:
         return None
     return read_state((meta.get("annotations") or {}).get(STATE))
+
+
+def _progress_note_only(before: ReleaseState | None, after: ReleaseState) -> bool:
+    """Only the message of an initialization changed (creating primary, routes, scaling down...)."""
+    return (before is not None and before.phase is Phase.INITIALIZING and after.phase is Phase.INITIALIZING
+            and before.replace(message=after.message) == after)
 
 
 def _milestone(before: ReleaseState | None, after: ReleaseState) -> bool:
