@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from analysis.judges.running import Judgement
 from analysis.model import Interval, Outcome, Verdict
 
 FloatArray = NDArray[np.float64]
@@ -21,7 +22,8 @@ BUILTIN_METRICS = (ERROR_RATE, LATENCY)
 
 
 class Judge(Protocol):
-    """A pure function of the history: the same intervals always give the same verdicts."""
+    """A pure function of the history: the same intervals always give the same verdicts (`follow()`
+    keeps running statistics per release and gives the same verdicts as `evaluate`)."""
 
     @property
     def name(self) -> str: ...
@@ -42,6 +44,11 @@ class Judge(Protocol):
         Computed in one pass where the judge allows it (replay, backtest and the benchmark use this).
         Once a look fails, later looks report fail as well: the controller has rolled back by then.
         """
+        ...
+
+    def follow(self) -> Judgement[Any]:
+        """Running statistics for one release: its `evaluate(history)` gives this judge's verdicts and
+        costs what the intervals new since the last look cost (the controller's path)."""
         ...
 
 
@@ -105,18 +112,32 @@ class HistoryArrays:
         return int(self.t.size)
 
 
-def as_arrays(history: Sequence[Interval]) -> HistoryArrays:
+def bucket_bounds(interval: Interval) -> tuple[float, ...]:
+    """The interval's bucket layout if both arms have buckets, else ()."""
+    if interval.baseline.buckets and interval.canary.buckets:
+        return tuple(b for b, _ in interval.baseline.buckets)
+    return ()
+
+
+def history_bounds(history: Sequence[Interval]) -> tuple[float, ...]:
+    """The bucket layout of a history: the first one seen in both arms."""
+    for interval in history:
+        bounds = bucket_bounds(interval)
+        if bounds:
+            return bounds
+    return ()
+
+
+def as_arrays(history: Sequence[Interval], bounds: tuple[float, ...] | None = None) -> HistoryArrays:
     """Columns of the history. Counts below 0 (counter resets) are treated as 0.
 
-    The bucket layout is the first one seen in both arms; an interval with another layout (a changed
-    histogram) carries no latency information rather than being misread.
+    The bucket layout is the first one seen in both arms (or `bounds`, that of a longer history this
+    one is part of); an interval with another layout (a changed histogram) carries no latency
+    information rather than being misread.
     """
     size = len(history)
-    bounds: tuple[float, ...] = ()
-    for interval in history:
-        if interval.baseline.buckets and interval.canary.buckets:
-            bounds = tuple(b for b, _ in interval.baseline.buckets)
-            break
+    if bounds is None:
+        bounds = history_bounds(history)
     has = np.zeros(size, dtype=bool)
     base_b = np.zeros((size, len(bounds)))
     can_b = np.zeros((size, len(bounds)))

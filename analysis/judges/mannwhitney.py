@@ -25,8 +25,9 @@ here as the option teams migrating from Spinnaker expect, and as a baseline in t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +37,7 @@ from analysis.judges.base import (
     FloatArray,
     HistoryArrays,
     as_arrays,
+    bucket_bounds,
     check_alpha,
     check_metrics,
     combined_outcome,
@@ -43,6 +45,7 @@ from analysis.judges.base import (
     number_option,
     reject_unknown,
 )
+from analysis.judges.running import Judgement
 from analysis.model import Interval, Outcome, Verdict
 from analysis.stats.buckets import per_bucket, representative_values, spread_counts
 from analysis.stats.ranktest import WeightedSample, higher_at_zero, shift_interval
@@ -136,18 +139,39 @@ class MannWhitneyJudge:
                 break
         return result
 
+    def follow(self) -> Judgement[Any]:
+        return Judgement(MannWhitneyFold(self))
+
     def _classify(self, metric: str, data: HistoryArrays, looks: int, explain: bool = True) -> Classification:
         if looks < self.min_intervals:
-            return Classification(Outcome.CONTINUE, (
-                f"waiting for {self.min_intervals} intervals before classifying (have {looks}): with one "
-                "sample per arm Kayenta's interval collapses to the difference"), {"intervals": looks})
+            return self._waiting(looks)
         if metric == ERROR_RATE:
-            canary, baseline = _error_ratios(data.canary_errors[:looks], data.canary_requests[:looks]), \
-                _error_ratios(data.baseline_errors[:looks], data.baseline_requests[:looks])
+            canary = _sample(error_ratios(data.canary_errors[:looks], data.canary_requests[:looks]))
+            baseline = _sample(error_ratios(data.baseline_errors[:looks], data.baseline_requests[:looks]))
         else:
-            canary, baseline = _latencies(data, looks, canary_arm=True), _latencies(data, looks, canary_arm=False)
+            has = data.has_buckets[:looks]
+            canary = _latencies(data.bounds, data.canary_buckets[:looks][has].sum(axis=0))
+            baseline = _latencies(data.bounds, data.baseline_buckets[:looks][has].sum(axis=0))
+        return self.classify(metric, canary, baseline, explain)
+
+    def classify(self, metric: str, canary: WeightedSample | None, baseline: WeightedSample | None,
+                 explain: bool = True) -> Classification:
         return classify(canary, baseline, confidence=self.confidence, tolerance=self.tolerance,
                         allowed_increase=self.allowed_increase, metric=metric, explain=explain)
+
+    def _waiting(self, looks: int) -> Classification:
+        return Classification(Outcome.CONTINUE, (
+            f"waiting for {self.min_intervals} intervals before classifying (have {looks}): with one "
+            "sample per arm Kayenta's interval collapses to the difference"), {"intervals": looks})
+
+    def verdicts(self, looks: int, samples: Callable[[str], tuple[WeightedSample | None, WeightedSample | None]],
+                 ) -> list[Verdict]:
+        """The verdicts after `looks` intervals, given each metric's (canary, baseline) samples."""
+        verdicts = []
+        for metric in self.metrics:
+            result = self._waiting(looks) if looks < self.min_intervals else self.classify(metric, *samples(metric))
+            verdicts.append(Verdict(result.outcome, metric, result.reason, result.evidence))
+        return verdicts
 
 
 def _whole(value: float, name: str) -> int:
@@ -156,20 +180,90 @@ def _whole(value: float, name: str) -> int:
     return int(value)
 
 
-def _error_ratios(errors: FloatArray, requests: FloatArray) -> WeightedSample | None:
+def error_ratios(errors: FloatArray, requests: FloatArray) -> FloatArray:
+    """Each interval's error ratio, for the intervals that served requests."""
     served = requests > 0
-    if not served.any():
-        return None
-    ratios = np.minimum(errors[served], requests[served]) / requests[served]
-    return WeightedSample.of(ratios, np.ones(ratios.size))
+    ratios: FloatArray = np.minimum(errors[served], requests[served]) / requests[served]
+    return ratios
 
 
-def _latencies(data: HistoryArrays, looks: int, *, canary_arm: bool) -> WeightedSample | None:
-    if not data.bounds:
+def _sample(ratios: FloatArray) -> WeightedSample | None:
+    return WeightedSample.of(ratios, np.ones(ratios.size)) if ratios.size else None
+
+
+def _latencies(bounds: tuple[float, ...], summed: FloatArray) -> WeightedSample | None:
+    """One value per request from the histogram summed over the intervals (None when empty)."""
+    if not bounds:
         return None
-    buckets = data.canary_buckets if canary_arm else data.baseline_buckets
-    summed = buckets[:looks][data.has_buckets[:looks]].sum(axis=0)
     if summed.size == 0 or summed[-1] <= 0 or not math.isfinite(float(summed[-1])):
         return None
-    values, owner = representative_values(data.bounds)
+    values, owner = representative_values(bounds)
     return WeightedSample.of(values, spread_counts(per_bucket(summed), owner))
+
+
+@dataclass(frozen=True)
+class RatioChain:
+    """One interval's error ratios (empty where the arm served nothing), linked to the interval before:
+    the states of a release share their past, so adding an interval copies nothing."""
+
+    canary: FloatArray
+    baseline: FloatArray
+    before: RatioChain | None
+
+    def columns(self) -> tuple[FloatArray, FloatArray]:
+        """Every interval's ratios, oldest first, as `error_ratios` gives them for the whole history."""
+        canary: list[FloatArray] = []
+        baseline: list[FloatArray] = []
+        link: RatioChain | None = self
+        while link is not None:
+            canary.append(link.canary)
+            baseline.append(link.baseline)
+            link = link.before
+        return np.concatenate(canary[::-1]), np.concatenate(baseline[::-1])
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the Mann-Whitney judge keeps per release: the error ratios, the release's bucket layout and
+    the histograms summed in history order (intervals with that layout in both arms)."""
+
+    looks: int = 0
+    ratios: RatioChain | None = None
+    bounds: tuple[float, ...] = ()
+    canary_histogram: FloatArray | None = None
+    baseline_histogram: FloatArray | None = None
+
+
+class MannWhitneyFold:
+    """`Fold` for `MannWhitneyJudge`. Adding an interval is O(1); a verdict still ranks every interval's
+    error ratio (Kayenta's test compares the whole samples), while latency is one summed histogram."""
+
+    def __init__(self, judge: MannWhitneyJudge) -> None:
+        self.judge = judge
+
+    def empty(self) -> Seen:
+        return Seen()
+
+    def add(self, state: Seen, interval: Interval) -> Seen:
+        bounds = state.bounds or bucket_bounds(interval)
+        row = as_arrays([interval], bounds)
+        ratios = RatioChain(error_ratios(row.canary_errors, row.canary_requests),
+                            error_ratios(row.baseline_errors, row.baseline_requests), state.ratios)
+        canary, baseline = state.canary_histogram, state.baseline_histogram
+        if row.has_buckets[0]:
+            canary = row.canary_buckets[0].copy() if canary is None else canary + row.canary_buckets[0]
+            baseline = row.baseline_buckets[0].copy() if baseline is None else baseline + row.baseline_buckets[0]
+        return Seen(state.looks + 1, ratios, bounds, canary, baseline)
+
+    def verdicts(self, state: Seen) -> list[Verdict]:
+        def samples(metric: str) -> tuple[WeightedSample | None, WeightedSample | None]:
+            if metric == ERROR_RATE:
+                if state.ratios is None:
+                    return None, None
+                canary, baseline = state.ratios.columns()
+                return _sample(canary), _sample(baseline)
+            empty = np.zeros(len(state.bounds))
+            return (_latencies(state.bounds, empty if state.canary_histogram is None else state.canary_histogram),
+                    _latencies(state.bounds, empty if state.baseline_histogram is None else state.baseline_histogram))
+
+        return self.judge.verdicts(state.looks, samples)

@@ -29,12 +29,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from analysis.judges.base import (
     ERROR_RATE,
     LATENCY,
+    EvidenceDict,
     FloatArray,
     HistoryArrays,
     as_arrays,
@@ -45,6 +48,7 @@ from analysis.judges.base import (
     number_option,
     reject_unknown,
 )
+from analysis.judges.running import Judgement
 from analysis.model import Interval, Outcome, Verdict
 from analysis.stats.buckets import quantile, split_indices
 from analysis.stats.eprocess import (
@@ -57,6 +61,8 @@ from analysis.stats.eprocess import (
     logsumexp,
 )
 from analysis.stats.shares import binomial_share_loglr, noncentral_share_loglr
+
+BoolArray = NDArray[np.bool_]
 
 OPTIONS = ("pass_alpha", "error_margin", "latency_margin", "error_floor")
 
@@ -90,6 +96,39 @@ class MetricPath:
     outcomes: list[Outcome]
     reason: str
     evidence: dict[str, float | int | str | bool | None]
+
+
+@dataclass(frozen=True)
+class ErrorLook:
+    """What the error-rate verdict reports after a look, however it was computed (in one pass over the
+    history, or kept running): the outcome, the summed log likelihood ratios on ERROR_GRID, the running
+    maxima of the log e-processes and the totals."""
+
+    outcome: Outcome
+    cumulative: FloatArray
+    log_e_worse: float
+    log_e_not_worse: float
+    log_e_below_floor: float
+    canary_requests: float
+    baseline_requests: float
+    canary_errors: float
+    baseline_errors: float
+
+
+@dataclass(frozen=True)
+class LatencyLook:
+    """What the latency verdict reports after a look: the outcome, the median cut's summed log
+    likelihood ratios, the running maximum of the "slower" log e-value, the latest "not slower" one,
+    and the summed histograms of the intervals with latency in both arms."""
+
+    outcome: Outcome
+    median_cumulative: FloatArray
+    log_e_slower: float
+    log_e_not_slower: float
+    one_bucket: bool
+    bounds: tuple[float, ...]
+    canary_histogram: FloatArray
+    baseline_histogram: FloatArray
 
 
 @dataclass(frozen=True)
@@ -146,6 +185,12 @@ class SequentialJudge:
         paths = [self._path(metric, data, with_evidence=False).outcomes for metric in self.metrics]
         return [combined_outcome([p[i] for p in paths]) for i in range(data.looks)]
 
+    def follow(self) -> Judgement[Any]:
+        # The fold reads this module's grids and priors, hence the late import.
+        from analysis.judges.sequential_running import SequentialFold
+
+        return Judgement(SequentialFold(self))
+
     def _path(self, metric: str, data: HistoryArrays, *, with_evidence: bool) -> MetricPath:
         if metric == ERROR_RATE:
             return self._errors(data, with_evidence)
@@ -158,40 +203,54 @@ class SequentialJudge:
         order = (Outcome.FAIL, Outcome.NODATA, Outcome.CONTINUE, Outcome.PASS)
         return [order[k] for k in outcome.tolist()]
 
+    def pass_side(self, metric: str) -> tuple[int, MixturePrior]:
+        """The margin's grid index and the prior over alternatives below it, for the "not worse" test."""
+        grid, margin = (ERROR_GRID, self.error_margin) if metric == ERROR_RATE else (LATENCY_GRID, self.latency_margin)
+        index = grid.index_at_or_below(1.0 + margin)
+        return index, MixturePrior(centre=math.log(grid.ratio(index)), spread=0.5)
+
+    def below_floor(self, errors: FloatArray, requests: FloatArray) -> FloatArray:
+        """Log e-value of "canary error rate >= floor" against a quarter of it, from the canary's running
+        totals: lets a service with no errors at all pass (the default floor, 1%, is what Flagger's
+        default 99% success-rate rule tolerates)."""
+        floor = self.error_floor
+        result: FloatArray = errors * math.log(0.25) + (requests - errors) * math.log((1 - floor / 4) / (1 - floor))
+        return result
+
     def _errors(self, data: HistoryArrays, with_evidence: bool) -> MetricPath:
-        can_req, base_req = data.canary_requests, data.baseline_requests
-        can_err = np.minimum(data.canary_errors, can_req)
-        base_err = np.minimum(data.baseline_errors, base_req)
-        share = np.divide(can_req, can_req + base_req, out=np.zeros_like(can_req), where=(can_req + base_req) > 0)
-        rows = binomial_share_loglr(can_err, can_err + base_err, share, ERROR_GRID.log_ratios)
-        cumulative = np.cumsum(rows, axis=0)
-        margin_index = ERROR_GRID.index_at_or_below(1.0 + self.error_margin)
-        pass_prior = MixturePrior(centre=math.log(ERROR_GRID.ratio(margin_index)), spread=0.5)
+        rows = error_rows(data)
+        cumulative = np.cumsum(rows.log_lr, axis=0)
+        margin_index, pass_prior = self.pass_side(ERROR_RATE)
         worse = log_e_above(cumulative, ERROR_GRID.one, ERROR_PRIOR, ERROR_GRID)
         better = log_e_below(cumulative, margin_index, pass_prior, ERROR_GRID)
-        # "Canary error rate >= floor" against a quarter of it: lets a service with no errors at all pass
-        # (the default floor, 1%, is what Flagger's default 99% success-rate rule tolerates).
-        n_can, e_can = np.cumsum(can_req), np.cumsum(can_err)
-        floor = self.error_floor
-        below_floor = e_can * math.log(0.25) + (n_can - e_can) * math.log((1 - floor / 4) / (1 - floor))
-        no_data = (np.cumsum(can_req) <= 0) | (np.cumsum(base_req) <= 0)
+        below_floor = self.below_floor(np.cumsum(rows.canary_errors), np.cumsum(rows.canary_requests))
+        no_data = (np.cumsum(rows.canary_requests) <= 0) | (np.cumsum(rows.baseline_requests) <= 0)
         outcomes = self._decide(ERROR_RATE, no_data, worse, np.maximum(better, below_floor))
         if not with_evidence or not outcomes:
             return MetricPath(outcomes, "", {})
 
+        look = ErrorLook(outcomes[-1], cumulative[-1], float(np.max(worse)), float(np.max(better)),
+                         float(np.max(below_floor)), float(rows.canary_requests.sum()),
+                         float(rows.baseline_requests.sum()), float(rows.canary_errors.sum()),
+                         float(rows.baseline_errors.sum()))
+        return MetricPath(outcomes, *self.explain_errors(look))
+
+    def explain_errors(self, look: ErrorLook) -> tuple[str, EvidenceDict]:
+        """The error-rate verdict's reason and evidence after a look."""
         fail_at = self.fail_threshold(ERROR_RATE)
-        tot_can_req, tot_base_req = float(can_req.sum()), float(base_req.sum())
-        tot_can_err, tot_base_err = float(can_err.sum()), float(base_err.sum())
+        margin_index, pass_prior = self.pass_side(ERROR_RATE)
+        tot_can_req, tot_base_req = look.canary_requests, look.baseline_requests
+        tot_can_err, tot_base_err = look.canary_errors, look.baseline_errors
         can_rate = tot_can_err / tot_can_req if tot_can_req else math.nan
         base_rate = tot_base_err / tot_base_req if tot_base_req else math.nan
         ratio = can_rate / base_rate if base_rate and not math.isnan(base_rate) else math.nan
-        lower, upper = confidence_bounds(cumulative[-1], ERROR_PRIOR, pass_prior, ERROR_GRID, fail_at)
-        e_worse = float(np.exp(min(700.0, float(np.max(worse)))))
-        e_better = float(np.exp(min(700.0, float(np.max(better)))))
-        evidence: dict[str, float | int | str | bool | None] = {
+        lower, upper = confidence_bounds(look.cumulative, ERROR_PRIOR, pass_prior, ERROR_GRID, fail_at)
+        e_worse = float(np.exp(min(700.0, look.log_e_worse)))
+        e_better = float(np.exp(min(700.0, look.log_e_not_worse)))
+        evidence: EvidenceDict = {
             "e_value_worse": e_worse,
             "e_value_not_worse": e_better,
-            "e_value_below_floor": float(np.exp(min(700.0, float(np.max(below_floor))))),
+            "e_value_below_floor": float(np.exp(min(700.0, look.log_e_below_floor))),
             "fail_at_e": math.exp(fail_at),
             "pass_at_e": math.exp(self.pass_threshold(ERROR_RATE)),
             "rate_ratio": finite_or_none(ratio),
@@ -205,7 +264,8 @@ class SequentialJudge:
             "canary_errors": tot_can_err,
             "baseline_errors": tot_base_err,
         }
-        last = outcomes[-1]
+        last = look.outcome
+        floor = self.error_floor
         if last is Outcome.NODATA:
             empty = "canary" if tot_can_req <= 0 else "baseline"
             reason = f"no requests reached the {empty} yet"
@@ -220,63 +280,54 @@ class SequentialJudge:
         else:
             reason = (f"no conclusion yet: rate ratio {_fmt(ratio)} within [{_fmt(lower)}, {_fmt(upper)}], "
                       f"e-value {e_worse:.3g} of {math.exp(fail_at):.3g} needed to fail")
-        return MetricPath(outcomes, reason, evidence)
+        return reason, evidence
 
     def _latency(self, data: HistoryArrays, with_evidence: bool) -> MetricPath:
         looks = data.looks
-        has = data.has_buckets & (data.canary_requests > 0) & (data.baseline_requests > 0)
-        no_data = np.cumsum(has) == 0
         if not data.bounds:
             outcomes = [Outcome.NODATA] * looks
             return MetricPath(outcomes, "no latency histogram for this workload", {})
-        can_n = np.where(has, data.canary_buckets[:, -1], 0.0)
-        base_n = np.where(has, data.baseline_buckets[:, -1], 0.0)
-        pooled = data.canary_buckets + data.baseline_buckets
-        cuts = split_indices(pooled, LATENCY_LEVELS)
-        margin_index = LATENCY_GRID.index_at_or_below(1.0 + self.latency_margin)
-        pass_prior = MixturePrior(centre=math.log(LATENCY_GRID.ratio(margin_index)), spread=0.5)
-        worse_by_cut, better_by_cut, informative = [], [], np.zeros(looks, dtype=bool)
+        rows = latency_rows(data)
+        margin_index, pass_prior = self.pass_side(LATENCY)
+        worse_by_cut, better_by_cut = [], []
         median_cumulative = np.zeros((looks, LATENCY_GRID.log_ratios.size))
-        for j in range(len(LATENCY_LEVELS)):
-            cut = cuts[:, j]
-            usable = has & (cut >= 0)
-            informative |= usable
-            at = np.where(usable, cut, 0)[:, None]
-            slow_canary = np.where(usable, can_n - np.take_along_axis(data.canary_buckets, at, 1)[:, 0], 0.0)
-            slow_total = np.where(usable, can_n + base_n - np.take_along_axis(pooled, at, 1)[:, 0], 0.0)
-            rows = noncentral_share_loglr(slow_canary, np.where(usable, can_n, 0.0), np.where(usable, base_n, 0.0),
-                                          slow_total, LATENCY_GRID.log_ratios)
-            cumulative = np.cumsum(rows, axis=0)
+        for j, log_lr in enumerate(rows.log_lr):
+            cumulative = np.cumsum(log_lr, axis=0)
             if j == 0:
                 median_cumulative = cumulative
             worse_by_cut.append(log_e_above(cumulative, LATENCY_GRID.one, LATENCY_PRIOR, LATENCY_GRID))
             better_by_cut.append(np.maximum.accumulate(
                 log_e_below(cumulative, margin_index, pass_prior, LATENCY_GRID)))
-        cut_log_weights = np.log(np.asarray(LATENCY_CUT_WEIGHTS))[:, None]
-        worse = logsumexp(np.stack(worse_by_cut) + cut_log_weights, axis=0)
+        worse = weighted_cuts(worse_by_cut)
         better = np.min(np.stack(better_by_cut), axis=0)
         # Both arms entirely inside one bucket: no slowdown is measurable at this resolution.
-        seen_can, seen_base = np.cumsum(can_n), np.cumsum(base_n)
-        one_bucket = ((np.cumsum(informative) == 0) & (seen_can >= ONE_BUCKET_MINIMUM)
+        seen_can, seen_base = np.cumsum(rows.canary_total), np.cumsum(rows.baseline_total)
+        one_bucket = ((np.cumsum(rows.informative) == 0) & (seen_can >= ONE_BUCKET_MINIMUM)
                       & (seen_base >= ONE_BUCKET_MINIMUM))
         better = np.where(one_bucket, math.inf, better)
-        outcomes = self._decide(LATENCY, no_data, worse, better)
+        outcomes = self._decide(LATENCY, np.cumsum(rows.has) == 0, worse, better)
         if not with_evidence or not outcomes:
             return MetricPath(outcomes, "", {})
 
+        look = LatencyLook(outcomes[-1], median_cumulative[-1], float(np.max(worse)), float(better[-1]),
+                           bool(one_bucket[-1]), data.bounds, data.canary_buckets[rows.has].sum(axis=0),
+                           data.baseline_buckets[rows.has].sum(axis=0))
+        return MetricPath(outcomes, *self.explain_latency(look))
+
+    def explain_latency(self, look: LatencyLook) -> tuple[str, EvidenceDict]:
+        """The latency verdict's reason and evidence after a look."""
         fail_at = self.fail_threshold(LATENCY)
-        can_hist = data.canary_buckets[has].sum(axis=0)
-        base_hist = data.baseline_buckets[has].sum(axis=0)
-        can_p50 = quantile(data.bounds, can_hist.tolist(), 0.5)
-        base_p50 = quantile(data.bounds, base_hist.tolist(), 0.5)
-        can_p90 = quantile(data.bounds, can_hist.tolist(), 0.9)
-        base_p90 = quantile(data.bounds, base_hist.tolist(), 0.9)
+        margin_index, pass_prior = self.pass_side(LATENCY)
+        can_hist, base_hist = look.canary_histogram, look.baseline_histogram
+        can_p50 = quantile(look.bounds, can_hist.tolist(), 0.5)
+        base_p50 = quantile(look.bounds, base_hist.tolist(), 0.5)
+        can_p90 = quantile(look.bounds, can_hist.tolist(), 0.9)
+        base_p90 = quantile(look.bounds, base_hist.tolist(), 0.9)
         p50_ratio = can_p50 / base_p50 if can_p50 is not None and base_p50 else None
-        lower, upper = confidence_bounds(median_cumulative[-1], LATENCY_PRIOR, pass_prior, LATENCY_GRID,
-                                         fail_at)
-        e_worse = float(np.exp(min(700.0, float(np.max(worse)))))
-        e_better = float(np.exp(min(700.0, float(better[-1]))))
-        evidence: dict[str, float | int | str | bool | None] = {
+        lower, upper = confidence_bounds(look.median_cumulative, LATENCY_PRIOR, pass_prior, LATENCY_GRID, fail_at)
+        e_worse = float(np.exp(min(700.0, look.log_e_slower)))
+        e_better = float(np.exp(min(700.0, look.log_e_not_slower)))
+        evidence: EvidenceDict = {
             "e_value_slower": e_worse,
             "e_value_not_slower": e_better,
             "fail_at_e": math.exp(fail_at),
@@ -292,13 +343,13 @@ class SequentialJudge:
             "canary_requests": float(can_hist[-1]) if can_hist.size else 0.0,
             "baseline_requests": float(base_hist[-1]) if base_hist.size else 0.0,
         }
-        last = outcomes[-1]
+        last = look.outcome
         if last is Outcome.NODATA:
             reason = "no interval yet with latency buckets and requests in both arms"
         elif last is Outcome.FAIL:
             reason = (f"canary is slower than the baseline (e-value {e_worse:.3g} >= "
                       f"{math.exp(fail_at):.3g}; p50 {_fmt_s(can_p50)} vs {_fmt_s(base_p50)})")
-        elif last is Outcome.PASS and bool(one_bucket[-1]):
+        elif last is Outcome.PASS and look.one_bucket:
             reason = "every request of both arms fell in one bucket: no slowdown measurable at this resolution"
         elif last is Outcome.PASS:
             reason = (f"canary is not slower than the margin (odds of a slow request at most "
@@ -307,7 +358,67 @@ class SequentialJudge:
         else:
             reason = (f"no conclusion yet: p50 {_fmt_s(can_p50)} vs {_fmt_s(base_p50)}, e-value {e_worse:.3g} "
                       f"of {math.exp(fail_at):.3g} needed to fail")
-        return MetricPath(outcomes, reason, evidence)
+        return reason, evidence
+
+
+@dataclass(frozen=True)
+class ErrorRows:
+    """Per interval: the log likelihood ratios on ERROR_GRID and the counts they come from (errors at
+    most the requests)."""
+
+    log_lr: FloatArray
+    canary_requests: FloatArray
+    baseline_requests: FloatArray
+    canary_errors: FloatArray
+    baseline_errors: FloatArray
+
+
+def error_rows(data: HistoryArrays) -> ErrorRows:
+    can_req, base_req = data.canary_requests, data.baseline_requests
+    can_err = np.minimum(data.canary_errors, can_req)
+    base_err = np.minimum(data.baseline_errors, base_req)
+    share = np.divide(can_req, can_req + base_req, out=np.zeros_like(can_req), where=(can_req + base_req) > 0)
+    log_lr = binomial_share_loglr(can_err, can_err + base_err, share, ERROR_GRID.log_ratios)
+    return ErrorRows(log_lr, can_req, base_req, can_err, base_err)
+
+
+@dataclass(frozen=True)
+class LatencyRows:
+    """Per interval: whether it has latency buckets and requests in both arms, the log likelihood ratios
+    on LATENCY_GRID for each cut (zero where the cut is unusable), whether any cut was usable, and the
+    requests each arm's histogram counted (0 without latency in both arms)."""
+
+    has: BoolArray
+    log_lr: tuple[FloatArray, ...]
+    informative: BoolArray
+    canary_total: FloatArray
+    baseline_total: FloatArray
+
+
+def latency_rows(data: HistoryArrays) -> LatencyRows:
+    """Needs `data.bounds`. Each cut's split is chosen from the pooled counts of the interval alone."""
+    has = data.has_buckets & (data.canary_requests > 0) & (data.baseline_requests > 0)
+    can_n = np.where(has, data.canary_buckets[:, -1], 0.0)
+    base_n = np.where(has, data.baseline_buckets[:, -1], 0.0)
+    pooled = data.canary_buckets + data.baseline_buckets
+    cuts = split_indices(pooled, LATENCY_LEVELS)
+    log_lr, informative = [], np.zeros(data.looks, dtype=bool)
+    for j in range(len(LATENCY_LEVELS)):
+        cut = cuts[:, j]
+        usable = has & (cut >= 0)
+        informative |= usable
+        at = np.where(usable, cut, 0)[:, None]
+        slow_canary = np.where(usable, can_n - np.take_along_axis(data.canary_buckets, at, 1)[:, 0], 0.0)
+        slow_total = np.where(usable, can_n + base_n - np.take_along_axis(pooled, at, 1)[:, 0], 0.0)
+        log_lr.append(noncentral_share_loglr(slow_canary, np.where(usable, can_n, 0.0),
+                                             np.where(usable, base_n, 0.0), slow_total, LATENCY_GRID.log_ratios))
+    return LatencyRows(has, tuple(log_lr), informative, can_n, base_n)
+
+
+def weighted_cuts(log_e_by_cut: Sequence[FloatArray]) -> FloatArray:
+    """The cuts' log e-processes averaged with LATENCY_CUT_WEIGHTS (an average of e-processes is one)."""
+    cut_log_weights = np.log(np.asarray(LATENCY_CUT_WEIGHTS))[:, None]
+    return logsumexp(np.stack(log_e_by_cut) + cut_log_weights, axis=0)
 
 
 def _fmt(value: float) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -23,12 +24,14 @@ from analysis.judges.base import (
     ERROR_RATE,
     HistoryArrays,
     as_arrays,
+    bucket_bounds,
     check_alpha,
     check_metrics,
     combined_outcome,
     number_option,
     reject_unknown,
 )
+from analysis.judges.running import Judgement
 from analysis.model import Interval, Outcome, Verdict
 from analysis.stats.buckets import quantile
 
@@ -42,6 +45,27 @@ class Check:
     end_t: float
     values: dict[str, float | None]
     failed: dict[str, bool]
+
+
+@dataclass(frozen=True)
+class CheckTally:
+    """The checks completed so far, as much of them as the verdicts need."""
+
+    count: int = 0
+    failed: int = 0  # checks in which any metric failed (one failing check counts once)
+    failed_metrics: frozenset[str] = frozenset()
+    last: Check | None = None
+
+    def plus(self, check: Check) -> CheckTally:
+        failing = frozenset(metric for metric, failed in check.failed.items() if failed)
+        return CheckTally(self.count + 1, self.failed + (1 if failing else 0), self.failed_metrics | failing, check)
+
+    @classmethod
+    def of(cls, checks: Sequence[Check]) -> CheckTally:
+        tally = cls()
+        for check in checks:
+            tally = tally.plus(check)
+        return tally
 
 
 @dataclass(frozen=True)
@@ -73,17 +97,28 @@ class ThresholdJudge:
 
     def evaluate(self, history: Sequence[Interval]) -> list[Verdict]:
         data = as_arrays(history)
-        checks = self._checks(data, data.looks)
-        return [self._verdict(metric, checks) for metric in self.metrics]
+        return self.verdicts(CheckTally.of(self._checks(data, data.looks)))
 
     def outcomes(self, history: Sequence[Interval]) -> list[Outcome]:
         data = as_arrays(history)
         checks = self._checks(data, data.looks)
         result = []
         for i in range(data.looks):
-            done = [c for c in checks if c.end_t <= data.t[i]]
+            done = CheckTally.of([c for c in checks if c.end_t <= data.t[i]])
             result.append(combined_outcome([self._outcome(m, done) for m in self.metrics]))
         return result
+
+    def follow(self) -> Judgement[Any]:
+        return Judgement(ThresholdFold(self))
+
+    def verdicts(self, checks: CheckTally) -> list[Verdict]:
+        return [self._verdict(metric, checks) for metric in self.metrics]
+
+    def window_end_after(self, t: float, window_end: float) -> float:
+        """The end of the check window that follows the one a look at `t` completed."""
+        while window_end <= t + 1e-9:
+            window_end += self.check_interval_s
+        return window_end
 
     def _checks(self, data: HistoryArrays, looks: int) -> list[Check]:
         checks: list[Check] = []
@@ -93,13 +128,12 @@ class ThresholdJudge:
             if data.t[i] + 1e-9 < window_end:
                 continue
             members = np.arange(start, i + 1)
-            checks.append(self._check(data, members, float(data.t[i])))
+            checks.append(self.check(data, members, float(data.t[i])))
             start = i + 1
-            while window_end <= data.t[i] + 1e-9:
-                window_end += self.check_interval_s
+            window_end = self.window_end_after(data.t[i], window_end)
         return checks
 
-    def _check(self, data: HistoryArrays, members: np.ndarray, end_t: float) -> Check:
+    def check(self, data: HistoryArrays, members: np.ndarray, end_t: float) -> Check:
         values: dict[str, float | None] = {}
         failed: dict[str, bool] = {}
         for metric in self.metrics:
@@ -117,27 +151,24 @@ class ThresholdJudge:
             values[metric] = value
         return Check(end_t, values, failed)
 
-    def _failed_checks(self, checks: Sequence[Check]) -> int:
-        return sum(1 for c in checks if any(c.failed.values()))
-
-    def _outcome(self, metric: str, checks: Sequence[Check]) -> Outcome:
-        if not checks:
+    def _outcome(self, metric: str, checks: CheckTally) -> Outcome:
+        last = checks.last
+        if last is None:
             return Outcome.CONTINUE
-        if self._failed_checks(checks) >= self.failure_threshold and any(c.failed[metric] for c in checks):
+        if checks.failed >= self.failure_threshold and metric in checks.failed_metrics:
             return Outcome.FAIL
-        last = checks[-1]
         if last.values[metric] is None:
             return Outcome.NODATA
         return Outcome.CONTINUE if last.failed[metric] else Outcome.PASS
 
-    def _verdict(self, metric: str, checks: Sequence[Check]) -> Verdict:
+    def _verdict(self, metric: str, checks: CheckTally) -> Verdict:
         outcome = self._outcome(metric, checks)
-        failed_checks = self._failed_checks(checks)
+        failed_checks = checks.failed
         limit = (f"min {self.min_success_rate:g}% success" if metric == ERROR_RATE
                  else f"p{self.latency_quantile * 100:g} <= {self.max_latency_ms:g} ms")
-        last_value = checks[-1].values[metric] if checks else None
+        last_value = checks.last.values[metric] if checks.last else None
         evidence: dict[str, float | int | str | bool | None] = {
-            "checks": len(checks),
+            "checks": checks.count,
             "failed_checks": failed_checks,
             "failure_threshold": self.failure_threshold,
             "last_value": last_value,
@@ -147,7 +178,7 @@ class ThresholdJudge:
         shown = "no values" if last_value is None else f"{last_value:.4g}{unit}"
         if outcome is Outcome.FAIL:
             reason = f"{failed_checks} failed checks reached the limit of {self.failure_threshold} ({limit})"
-        elif not checks:
+        elif checks.last is None:
             reason = f"first check completes after {self.check_interval_s:g} s"
         elif outcome is Outcome.NODATA:
             reason = "no values found for the canary in the last check window: is it receiving traffic?"
@@ -156,3 +187,36 @@ class ThresholdJudge:
         else:
             reason = f"last check passed: {shown} ({limit})"
         return Verdict(outcome, metric, reason, evidence)
+
+
+@dataclass(frozen=True)
+class OpenWindow:
+    """The checks so far, plus the intervals of the check window still open (and where it ends)."""
+
+    checks: CheckTally
+    intervals: tuple[Interval, ...]
+    window_end: float
+    bounds: tuple[float, ...]  # the release's bucket layout, () until both arms report one
+
+
+class ThresholdFold:
+    """`Fold` for `ThresholdJudge`: a check is made once, when its window completes, from the window's
+    intervals alone (with the release's bucket layout), exactly as `evaluate` makes it."""
+
+    def __init__(self, judge: ThresholdJudge) -> None:
+        self.judge = judge
+
+    def empty(self) -> OpenWindow:
+        return OpenWindow(CheckTally(), (), self.judge.check_interval_s, ())
+
+    def add(self, state: OpenWindow, interval: Interval) -> OpenWindow:
+        bounds = state.bounds or bucket_bounds(interval)
+        window = (*state.intervals, interval)
+        t = float(interval.t)
+        if t + 1e-9 < state.window_end:
+            return OpenWindow(state.checks, window, state.window_end, bounds)
+        check = self.judge.check(as_arrays(window, bounds), np.arange(len(window)), t)
+        return OpenWindow(state.checks.plus(check), (), self.judge.window_end_after(t, state.window_end), bounds)
+
+    def verdicts(self, state: OpenWindow) -> list[Verdict]:
+        return self.judge.verdicts(state.checks)
