@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.judges.base import Judge
+from analysis.judges.running import Judgement
 from analysis.model import ArmCounts, Interval, Outcome, Verdict, combine
 from analysis.queries import BATCH_LABEL, Arm, Preset, ReleaseWindow, is_error_code
 
@@ -37,12 +38,13 @@ class History:
     def nodata(self) -> bool:
         return self.error is not None
 
-    def verdict(self, judge: Judge) -> Verdict:
+    def verdict(self, judge: Judge | Judgement[Any]) -> Verdict:
         """The judge's combined verdict; nodata with the reason when the metrics could not be read."""
         return combine(self.verdicts(judge))
 
-    def verdicts(self, judge: Judge) -> list[Verdict]:
-        """One verdict per metric; a single nodata with the reason when the metrics could not be read."""
+    def verdicts(self, judge: Judge | Judgement[Any]) -> list[Verdict]:
+        """One verdict per metric; a single nodata with the reason when the metrics could not be read.
+        `judge` may be a release's running judgement (`Judge.follow()`)."""
         if self.error is not None:
             return [Verdict(Outcome.NODATA, "all", self.error, {"source_error": True})]
         return judge.evaluate(self.intervals)

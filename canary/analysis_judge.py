@@ -3,8 +3,14 @@ release's own guard rails (custom PromQL with a max or min).
 
 Histories are fetched for every active release at once (one batch of queries per Prometheus, preset
 and step), at most once per half analysis interval, so the number of queries per tick does not grow
-with the number of releases; guard rails likewise share one query per distinct template. Judges are
-pure functions of the history, so a restarted controller reaches the same verdict.
+with the number of releases, nor with when they started: a release that joins between two ticks waits
+for the next one (its verdict is nodata until then, which holds the step). Guard rails likewise share
+one query per distinct template.
+
+Each release's history is judged by a `Judgement` that keeps the judge's running statistics and adds
+only the intervals new since the last look (and the recent ones Prometheus revised), so a look costs
+the same at any age of the release. Judges decide as pure functions of the history would, so a
+restarted controller, which starts from an empty judgement, reaches the same verdict.
 """
 
 from __future__ import annotations
@@ -12,14 +18,15 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import requests
 
 from analysis.history import History
 from analysis.judges import Judge as StatisticalJudge
 from analysis.judges import make_judge
+from analysis.judges.running import Judgement
 from analysis.model import Outcome, Verdict, combine
 from analysis.prometheus import PrometheusSource, PrometheusUnavailable, Reading, promql_parse_error
 from analysis.queries import ReleaseWindow as MetricsWindow
@@ -39,12 +46,37 @@ class _Gates:
     metrics: tuple[CustomMetric, ...]
 
 
-class _Batch(Generic[Asked, Result]):
-    """One group's latest batched read for all its active releases (guarded by the judge's lock).
+@dataclass
+class _Followed:
+    """One release's running judgement, for the window and judge it was made for; one look at a time."""
 
-    A release's result is reused while the read is younger than `max_age` and was made for exactly
-    what the release asks now: a read made for an earlier release of the same Deployment (another
-    start time) or other guard rails is not evidence about this one."""
+    window: MetricsWindow
+    judge: StatisticalJudge
+    judgement: Judgement[Any]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A release joined its group between two batched reads: it is read with the others at the next."""
+
+    due_in_seconds: float
+
+    @property
+    def reason(self) -> str:
+        return (f"waiting for the next batched Prometheus read (due in {max(0.0, self.due_in_seconds):.0f} s): "
+                "this release joined after the last one")
+
+
+class _Batch(Generic[Asked, Result]):
+    """One group's batched reads for all its active releases (guarded by the judge's lock).
+
+    Reads happen on ticks: the first request at least `max_age` after the last read reads every
+    member at once, and requests until the next tick reuse that read. A release that joins between
+    ticks, or now asks for something the last read was not made for (a new release of the same
+    Deployment, other guard rails: a read for another start time is not evidence about this one),
+    waits for the next tick. So a tick's queries do not depend on how many releases there are nor on
+    when they started, and a joining release never makes the others be read again."""
 
     def __init__(self) -> None:
         self.members: dict[Key, Asked] = {}
@@ -53,16 +85,19 @@ class _Batch(Generic[Asked, Result]):
         self.asked: dict[Key, Asked] = {}
 
     def get(self, key: Key, asked: Asked, now: float, max_age: float,
-            fetch: Callable[[list[Asked]], Mapping[Key, Result]]) -> Result | None:
+            fetch: Callable[[list[Asked]], Mapping[Key, Result]]) -> Result | Waiting | None:
         self.members[key] = asked
-        if now - self.at >= max_age or key not in self.results or self.asked.get(key) != asked:
+        if now - self.at >= max_age:
             self.results = dict(fetch(list(self.members.values())))
             self.at, self.asked = now, dict(self.members)
+        elif key not in self.asked or self.asked[key] != asked:
+            return Waiting(self.at + max_age - now)
         return self.results.get(key)
 
     def forget(self, key: Key) -> None:
         self.members.pop(key, None)
         self.results.pop(key, None)
+        self.asked.pop(key, None)
 
 
 class AnalysisJudge:
@@ -76,6 +111,7 @@ class AnalysisJudge:
         self._lock = threading.Lock()
         self._sources: dict[tuple[str, str], PrometheusSource] = {}
         self._histories: dict[Group, _Batch[MetricsWindow, History]] = {}
+        self._followed: dict[Key, _Followed] = {}
         self._rails: dict[Group, _Batch[_Gates, dict[str, Reading]]] = {}
         self._judges: dict[tuple[str, float, tuple[str, ...]], StatisticalJudge] = {}
         self._parsed: dict[tuple[str, str], str | None] = {}  # (Prometheus, guard-rail template) -> parse error
@@ -120,6 +156,7 @@ class AnalysisJudge:
         with self._lock:
             for histories in self._histories.values():
                 histories.forget((namespace, name))
+            self._followed.pop((namespace, name), None)
             for rails in self._rails.values():
                 rails.forget((namespace, name))
 
@@ -133,7 +170,14 @@ class AnalysisJudge:
             history = self._histories.setdefault(group, _Batch()).get(
                 metrics_window.key, metrics_window, now, group[2] / 2,
                 lambda windows: self._source(group).histories(windows, now, group[2]))
-        return (history or History(error="no history for this release")).verdicts(judge)
+            followed = self._followed.get(metrics_window.key)
+            if followed is None or followed.window != metrics_window or followed.judge != judge:
+                followed = _Followed(metrics_window, judge, judge.follow())
+                self._followed[metrics_window.key] = followed
+        if isinstance(history, Waiting):
+            return [Verdict(Outcome.NODATA, "all", history.reason, {"waiting_for_read": True})]
+        with followed.lock:
+            return (history or History(error="no history for this release")).verdicts(followed.judgement)
 
     def _guard_rails(self, gates: _Gates, group: Group, now: float) -> list[Verdict]:
         """Each custom metric's latest value for the canary against its max / min (Flagger-style).
@@ -145,6 +189,8 @@ class AnalysisJudge:
                 gates.window.key, gates, now, group[2] / 2,
                 lambda asked: self._source(group).values(
                     {g.window: {m.name: m.query for m in g.metrics} for g in asked}, now, group[2]))
+        if isinstance(readings, Waiting):
+            return [guard_rail_verdict(metric, Reading(None, readings.reason)) for metric in gates.metrics]
         return [guard_rail_verdict(metric, (readings or {}).get(metric.name, Reading(None, "not read yet")))
                 for metric in gates.metrics]
 
