@@ -87,6 +87,15 @@ class BlendedPrior:
 Prior = MixturePrior | BlendedPrior
 
 
+@functools.lru_cache(maxsize=64)
+def prior_log_weights(prior: Prior, step: float, steps: int) -> FloatArray:
+    """`prior.log_weights(step, steps)`, computed once per prior and grid (read-only): a judgement asks
+    for them at every look."""
+    weights = prior.log_weights(step, steps)
+    weights.setflags(write=False)
+    return weights
+
+
 def log_e_above(cumulative: FloatArray, null_index: int, prior: Prior, grid: RatioGrid) -> FloatArray:
     """Log e-process against "ratio <= grid[null_index]", one value per row of `cumulative`.
 
@@ -96,7 +105,7 @@ def log_e_above(cumulative: FloatArray, null_index: int, prior: Prior, grid: Rat
     steps = cumulative.shape[1] - 1 - null_index
     if steps <= 0:
         return np.zeros(cumulative.shape[0])
-    log_w = prior.log_weights(grid.step, steps)
+    log_w = prior_log_weights(prior, grid.step, steps)
     alt = cumulative[:, null_index + 1:null_index + 1 + steps]
     result: FloatArray = logsumexp(alt + log_w[None, :], axis=1) - cumulative[:, null_index]
     return result
@@ -107,7 +116,7 @@ def log_e_below(cumulative: FloatArray, null_index: int, prior: Prior, grid: Rat
     steps = null_index
     if steps <= 0:
         return np.zeros(cumulative.shape[0])
-    log_w = prior.log_weights(grid.step, steps)
+    log_w = prior_log_weights(prior, grid.step, steps)
     alt = cumulative[:, null_index - 1::-1][:, :steps]
     result: FloatArray = logsumexp(alt + log_w[None, :], axis=1) - cumulative[:, null_index]
     return result
