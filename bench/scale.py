@@ -1,6 +1,6 @@
 """Scale: N opted-in Deployments and M releases at once on one controller, on the sandbox API (issue 9).
 
-    python bench/scale.py [--n 1000] [--m N] [--namespaces 1] [--idle-window 30] [--workers 4] [--json]
+    python bench/scale.py [--n 1000] [--m N] [--namespaces 1] [--idle-window 30] [--workers 16] [--json]
     python bench/scale.py --sizes 100,300,1000        # several N one after the other, side by side
 
 For each size: starts the sandbox API emulator as its own process (`weir sandbox up`; its workload
@@ -850,7 +850,7 @@ def main() -> int:
     parser.add_argument("--namespaces", type=int, default=1, help="spread the Deployments over this many")
     parser.add_argument("--idle-window", type=float, default=30.0, metavar="S", help="idle measurement window")
     parser.add_argument("--settle", type=float, default=5.0, metavar="S", help="wait after init before it")
-    parser.add_argument("--workers", type=int, default=4, help="the controller's --workers")
+    parser.add_argument("--workers", type=int, default=16, help="the controller's --workers (its default: 16)")
     parser.add_argument("--broken-share", type=float, default=0.1, help="releases whose canary never gets ready")
     parser.add_argument("--alerts", type=int, default=50, help="releases rolled back by an alert")
     parser.add_argument("--alert-gap", type=float, default=0.2, metavar="S", help="seconds between alerts")

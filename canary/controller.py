@@ -246,7 +246,9 @@ class Controller:
         self._keep_analysis_job(key, outcome.active, outcome.analysis_interval)
 
     def _requeue_after(self, key: Key, seconds: float, deadline: bool = False) -> None:
-        job_id = f"wake:{key[0]}/{key[1]}"
+        # A deadline keeps its own wake-up: an earlier routine one must not stand in for it (it would queue
+        # behind routine work and act on the deadline late).
+        job_id = f"{'deadline' if deadline else 'wake'}:{key[0]}/{key[1]}"
         run_at = _utc(time.time() + seconds)
         existing = self.scheduler.get_job(job_id)
         if existing is not None and existing.next_run_time is not None and existing.next_run_time <= run_at:
