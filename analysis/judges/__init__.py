@@ -5,7 +5,9 @@
     overall = analysis.model.combine(verdicts)
 
 Every judge is a pure function of the history (no state between calls), so a restarted controller
-that re-reads the history reaches the same verdict.
+that re-reads the history reaches the same verdict. The controller follows each release with
+`judgement = judge.follow()` and calls `judgement.evaluate(history)` at every look: the same verdicts,
+for the cost of the intervals that are new since the last look (analysis.judges.running).
 """
 
 from __future__ import annotations

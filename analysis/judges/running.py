@@ -23,9 +23,11 @@ from typing import Generic, Protocol, TypeVar
 from analysis.model import Interval, Verdict
 
 # How far back (seconds of release time, before the newest interval) a history may still be revised
-# cheaply. The Prometheus source re-reads the last 60 s at every tick; a deeper revision is still
-# handled, by judging again from the start.
-REVISABLE_SECONDS = 120.0
+# cheaply. The Prometheus source re-reads what ended in the last `settle_seconds` (60 s) at every tick,
+# all of it within 60 s of the newest interval; the rest is margin. A deeper revision is still handled,
+# by judging again from the start. Memory: one checkpoint (~3 KiB for the sequential judge) per
+# interval in this window (45 at 2 s intervals, 3 at 30 s).
+REVISABLE_SECONDS = 90.0
 # Recent intervals kept whatever their age (a history on a coarse grid still has a revisable tail).
 MIN_RECENT = 2
 
@@ -60,9 +62,12 @@ class Judgement(Generic[State]):
         """The verdicts on `history` (oldest first), adding only what changed since the last look."""
         intervals = history if isinstance(history, list) else list(history)
         settled = len(self._settled)
-        if len(intervals) < settled or intervals[:settled] != self._settled:
+        prefix = intervals[:settled]
+        if len(intervals) < settled or prefix != self._settled:
             self._restart()
             settled = 0
+        else:
+            self._settled = prefix  # equal values in the caller's objects: next time, a pointer comparison
         new = intervals[settled:]
         same = 0
         while same < min(len(new), len(self._recent)) and \

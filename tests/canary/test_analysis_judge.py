@@ -236,3 +236,16 @@ def test_a_release_that_joins_between_ticks_is_read_at_the_next_one(prom: Promet
     assert read.outcome is Outcome.FAIL, read
     assert judge.verdict(fleet_window(0, float(T0)), spec, float(END - 4)).outcome is not Outcome.NODATA
     assert counter.range_queries == 2 * first  # release 0 was read at that tick too
+
+
+def test_a_new_release_of_the_same_deployment_is_judged_afresh_without_being_forgotten(
+        prom: PrometheusServer) -> None:
+    spec = AnalysisSpec(metrics=("error-rate",), interval_seconds=10)
+    judge = AnalysisJudge(prom.url)
+    old = judge.verdict(fleet_window(3, float(T0)), spec, float(END - 20))
+    assert old.outcome is Outcome.FAIL
+    again = fleet_window(3, float(END - 45))  # the next revision: its canary started later
+    assert "waiting" in judge.verdict(again, spec, float(END - 18)).reason  # not the old release's verdict
+    fresh = judge.verdict(again, spec, float(END))
+    assert fresh == AnalysisJudge(prom.url).verdict(again, spec, float(END))  # only its own four intervals
+    assert fresh.reason != old.reason
