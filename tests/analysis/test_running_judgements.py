@@ -307,3 +307,19 @@ def test_cost_of_a_look_does_not_depend_on_the_age_of_the_release() -> None:
         judgement.evaluate(history[:look + 1])
         assert judgement.added - before == 1
     assert math.isfinite(REVISABLE_SECONDS)
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("sequential", {"metrics": ("error-rate",)}),
+    ("sequential", {"metrics": ("latency",), "alpha": 0.2, "latency_margin": 0.2}),
+    ("sequential", {"alpha": 0.05, "pass_alpha": 0.2, "error_margin": 0.5, "error_floor": 0.001}),
+    ("mannwhitney", {"metrics": ("latency",), "min_intervals": 1, "confidence": 0.9}),
+    ("threshold", {"failure_threshold": 2, "check_interval_s": 25, "max_latency_ms": 250}),
+])
+def test_judge_options_are_honoured_the_same_way(name: str, options: dict[str, object]) -> None:
+    judge = make_judge(name, **options)  # type: ignore[arg-type]
+    for number, scenario in enumerate((SCENARIOS[2], SCENARIOS[5], SCENARIOS[7])):
+        history = simulate(dataclasses.replace(scenario, duration_s=300.0), 1, seed=200 + number).history(0)
+        judgement = judge.follow()
+        for look in range(len(history) + 1):
+            assert_same(name, look, judgement.evaluate(history[:look]), judge.evaluate(history[:look]))
