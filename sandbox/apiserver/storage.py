@@ -86,6 +86,8 @@ class Store:
     # owner uid -> (store key, object key) of its dependents: controllers and the GC find children without scans
     _names: dict[tuple[tuple[str, str], str], set[str]] = field(default_factory=dict)  # (store key, ns) -> names
     _owned: dict[str, set[tuple[tuple[str, str], ObjectKey]]] = field(default_factory=dict)
+    # (store key, ns, label key, label value) -> names: a selector list is not a scan of the namespace
+    _labeled: dict[tuple[tuple[str, str], str, str, str], set[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         namespaces = self.registry.resource("", "namespaces")
@@ -115,7 +117,11 @@ class Store:
             candidates: Iterable[tuple[ObjectKey, JsonObject]] = (
                 [((namespace, name), bucket[(namespace, name)])] if (namespace, name) in bucket else [])
         elif namespace is not None:  # only this namespace's objects, from the index
-            names = sorted(self._names.get((rtype.store_key, namespace if rtype.namespaced else ""), ()))
+            scope = namespace if rtype.namespaced else ""
+            pinned = [self._labeled.get((rtype.store_key, scope, r.key, next(iter(r.values))), set())
+                      for r in (labels.requirements if labels else ())
+                      if r.operator in ("=", "in") and len(r.values) == 1]
+            names = sorted(min(pinned, key=len) if pinned else self._names.get((rtype.store_key, scope), ()))
             candidates = [((namespace, n), bucket[(namespace if rtype.namespaced else "", n)]) for n in names]
         else:
             candidates = sorted(bucket.items())
@@ -139,6 +145,11 @@ class Store:
         key = self._object_key(rtype, obj)
         self._objects.setdefault(rtype.store_key, {})[key] = obj
         self._names.setdefault((rtype.store_key, key[0]), set()).add(key[1])
+        labels = obj["metadata"].get("labels") or {}
+        old_labels = (previous["metadata"].get("labels") or {}) if previous else {}
+        if labels != old_labels:
+            self._index_labels(rtype, key, old_labels, add=False)
+            self._index_labels(rtype, key, labels, add=True)
         refs = obj["metadata"].get("ownerReferences")
         old_refs = previous["metadata"].get("ownerReferences") if previous else None
         if refs != old_refs:
@@ -154,6 +165,17 @@ class Store:
             if not names:
                 del self._names[(rtype.store_key, key[0])]
         self._index_owners(rtype, key, obj["metadata"].get("ownerReferences"), add=False)
+        self._index_labels(rtype, key, obj["metadata"].get("labels") or {}, add=False)
+
+    def _index_labels(self, rtype: ResourceType, key: ObjectKey, labels: Any, add: bool) -> None:
+        for label, value in labels.items():
+            entry = (rtype.store_key, key[0], str(label), str(value))
+            if add:
+                self._labeled.setdefault(entry, set()).add(key[1])
+            elif entry in self._labeled:
+                self._labeled[entry].discard(key[1])
+                if not self._labeled[entry]:
+                    del self._labeled[entry]
 
     def _index_owners(self, rtype: ResourceType, key: ObjectKey, refs: Any, add: bool) -> None:
         for ref in refs or []:

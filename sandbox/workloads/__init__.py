@@ -45,11 +45,16 @@ class Workloads:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
+        self._selectors: dict[tuple[str, str], dict[str, Any]] = {}  # (ns, Service) -> its selector
+        self._selecting: dict[tuple[str, str, str], set[str]] = {}  # (ns, label, value) -> Services selecting it
 
     async def _report(self, report: Any) -> None:
         await self.pods.report(report)
 
     def start(self) -> None:
+        for service in self.store.list(self.store.registry.resource("", "services")):
+            meta, selector = service["metadata"], (service.get("spec") or {}).get("selector") or {}
+            self._index_selector(meta.get("namespace", ""), meta["name"], selector)
         self.store.subscribe(self._on_event)
         self._worker = asyncio.get_running_loop().create_task(self._work())
 
@@ -95,16 +100,36 @@ class Workloads:
                 self._wake_deployment_of(event.object)
             self._wake_services_of(event)
         elif (group, plural) == ("", "services"):
+            self._index_service(event)
             self.add(("service", namespace, name))
 
     def _wake_services_of(self, event: WatchEvent) -> None:
-        """Only Services whose selector picks the pod (before or after the change) need new Endpoints."""
+        """Only Services whose selector picks the pod (before or after the change) need new Endpoints;
+        they are found through an index of selectors, not a scan of the namespace's Services."""
         namespace = event.namespace
-        labels = [obj["metadata"].get("labels") or {} for obj in (event.object, event.old) if obj is not None]
-        for service in self.store.list(self.store.registry.resource("", "services"), namespace):
-            selector = (service.get("spec") or {}).get("selector") or {}
-            if selector and any(all(pod.get(k) == v for k, v in selector.items()) for pod in labels):
-                self.add(("service", namespace, service["metadata"]["name"]))
+        for obj in (event.object, event.old):
+            if obj is None:
+                continue
+            labels = obj["metadata"].get("labels") or {}
+            candidates: set[str] = set()
+            for label, value in labels.items():
+                candidates |= self._selecting.get((namespace, str(label), str(value)), set())
+            for name in candidates:
+                selector = self._selectors.get((namespace, name)) or {}
+                if selector and all(labels.get(k) == v for k, v in selector.items()):
+                    self.add(("service", namespace, name))
+
+    def _index_service(self, event: WatchEvent) -> None:
+        selector = None if event.type == "DELETED" else (event.object.get("spec") or {}).get("selector")
+        self._index_selector(event.namespace, event.object["metadata"]["name"], selector or {})
+
+    def _index_selector(self, namespace: str, name: str, selector: dict[str, Any]) -> None:
+        for label, value in self._selectors.pop((namespace, name), {}).items():
+            self._selecting.get((namespace, str(label), str(value)), set()).discard(name)
+        if selector:
+            self._selectors[(namespace, name)] = dict(selector)
+            for label, value in selector.items():
+                self._selecting.setdefault((namespace, str(label), str(value)), set()).add(name)
 
     def _wake_deployment_of(self, pod: dict[str, Any]) -> None:
         """Recreate waits for old pods to vanish, which changes no ReplicaSet status: wake the Deployment."""
