@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +56,7 @@ AGENT = "weir-bench-scale/1"  # the bench's own requests, left out of the contro
 STATE = "weir.dev/state"
 WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 TOKEN = "bench-scale-token"
-STEP_HOLD_SECONDS = 5.0
+STEP_HOLD_SECONDS = float(os.environ.get("WEIR_BENCH_STEP_SECONDS", "5"))  # each canary step's hold
 WEIGHTS = [10, 50]
 BROKEN_DEADLINE_SECONDS = 20.0
 HEALTHY_DEADLINE = "60s"
@@ -685,12 +686,32 @@ class Run:
     def measure_idle(self, api: Api, sandbox: int) -> None:
         assert self.controller is not None
         time.sleep(self.options.settle)
+        # "Idle" is a settled controller: every Deployment Idle, and the Events it recorded on the way sent.
+        started = time.monotonic()
+        while self._controller_busy():
+            if time.monotonic() - started > self.options.init_timeout:
+                raise BenchError("the controller never settled after init")
+            time.sleep(0.5)
+        self.figures["settle_seconds"] = self.figures["init_seconds"] + time.monotonic() - started
+        say(f"N={self.n}: controller settled (queue empty, Events sent) {self.figures['settle_seconds']:.1f}s "
+            "after it started")
         meter = Meter(api, self.controller.pid, sandbox).begin()
         time.sleep(self.options.idle_window)
         self.check_controller()
         self.figures["idle"] = meter.end()
         self.figures["idle_rss_mib"] = memory_mib(self.controller.pid)
         say(f"N={self.n}: idle window done")
+
+    def _controller_busy(self) -> bool:
+        """The controller's /metrics: anything queued, or Events not sent yet."""
+        assert self.webhook is not None
+        with urllib.request.urlopen(self.webhook.replace("/alerts", "/metrics"), timeout=10) as response:
+            text = response.read().decode()
+        busy = 0.0
+        for line in text.splitlines():
+            if line.startswith(("weir_work_queue_depth", "weir_events_pending")):
+                busy += float(line.rsplit(" ", 1)[1])
+        return busy > 0
 
     def measure_releases(self, api: Api, sandbox: int, before: dict[tuple[str, str], int]) -> None:
         assert self.controller is not None
@@ -806,6 +827,7 @@ ROWS: list[tuple[str, Callable[[JsonObject], str]]] = [
     ("releases at once (never-ready canaries)", lambda f: f"{f['m']} ({f['broken']})"),
     ("init time (controller start -> all Idle)", lambda f: _s(f.get("init_seconds")) if "init_seconds" in f
      else "—" if "init_idle_at_timeout" not in f else f"never ({f['init_idle_at_timeout']} Idle)"),
+    ("settled (queue empty, Events sent)", lambda f: _s(f.get("settle_seconds"))),
     ("controller CPU during init", lambda f: _cores(f.get("init"))),
     ("API requests/s during init", lambda f: _rate(f.get("init"))),
     ("idle controller CPU", lambda f: _cores(f.get("idle"))),

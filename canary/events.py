@@ -38,6 +38,10 @@ class EventSender:
             self._pending.append((namespace, body))
             self._cond.notify()
 
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending) + self._busy
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every submitted Event was sent (or given up on); False on timeout."""
         with self._cond:

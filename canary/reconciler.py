@@ -284,8 +284,10 @@ class Reconciler:
         for event in decision.events:
             self.cluster.emit(deployment, event.reason, event.message, event.warning, dedupe_key=f"r{revision}")
             if event.reason in ("Initialized", "ReleaseStarted"):
-                for warning in release_warnings(deployment):
-                    self.cluster.emit(deployment, "UnsafeRelease", warning, warning=True, dedupe_key=f"r{revision}")
+                warnings = release_warnings(deployment)
+                if warnings:  # one Event for all of them: each is a line of it
+                    self.cluster.emit(deployment, "UnsafeRelease", "; ".join(warnings), warning=True,
+                                      dedupe_key=f"r{revision}")
 
     def _persist_and_act(self, deployment: dict[str, Any], primary: dict[str, Any] | None,
                          state: ReleaseState | None, decision: Decision, routes: _Routes | None,

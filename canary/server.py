@@ -124,6 +124,9 @@ def render_metrics(controller: Controller) -> str:
             f'weir_events_total{{result="sent"}} {events.sent}',
             f'weir_events_total{{result="failed"}} {events.failed}',
             f'weir_events_total{{result="dropped"}} {events.dropped}',
+            "# HELP weir_events_pending Kubernetes Events recorded but not sent yet.",
+            "# TYPE weir_events_pending gauge",
+            f"weir_events_pending {events.pending()}",
         ]
     retries = getattr(controller.api, "retries", None)
     if retries is not None:
