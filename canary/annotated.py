@@ -7,6 +7,7 @@ the field and the fix (the phase goes Invalid), or, for state Weir wrote, "no st
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,8 +55,15 @@ def read_annotations(deployment: Mapping[str, Any]) -> Annotated:
 def read_rollout(annotations: Mapping[str, str]) -> tuple[RolloutSpec | None, str | None]:
     """The parsed `weir.dev/rollout`, or the error text. Any failure of the parser is the user's value
     being unreadable, never a crash of the controller."""
+    return _parsed(str(annotations.get(ROLLOUT) or ""))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str) -> tuple[RolloutSpec | None, str | None]:
+    # Parsed once per distinct text: a reconcile reads the annotation every time, YAML is slow, and the
+    # result is immutable. (Also shields the parser from being run again on a value it could not read.)
     try:
-        return parse_rollout(annotations), None
+        return parse_rollout({ROLLOUT: text}), None
     except ConfigError as error:
         return None, capped(str(error))
     except Exception as error:  # the parser's own limits (e.g. RecursionError): still the value's fault
