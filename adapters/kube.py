@@ -10,11 +10,15 @@ from __future__ import annotations
 import builtins
 import copy
 import json
+import threading
+import time
+import urllib.parse
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api, CustomObjectsApi, NetworkingV1Api
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 Obj = dict[str, Any]
@@ -26,6 +30,60 @@ CONFLICT_ATTEMPTS = 5
 # Every request gives up after this long: a hung API server must make a read `Unreadable` (and a
 # reconcile fail), not block the controller forever.
 REQUEST_TIMEOUT_SECONDS = 15.0
+
+
+class Wire:
+    """Requests sent straight through the client's connection pool (`ApiClient.call_api`, so a client's
+    rate limits and retries still apply), skipping what the generated methods add to every call:
+    argument validation, model serialization, and re-reading the credentials from the kubeconfig each
+    time (the auth headers are kept for a minute). Dicts in, dicts out."""
+
+    AUTH_SECONDS = 60.0
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+        self._auth: dict[str, str] = {}
+        self._auth_at = -self.AUTH_SECONDS
+        self._lock = threading.Lock()
+
+    def _headers(self, content_type: str) -> dict[str, str]:
+        with self._lock:
+            if time.monotonic() - self._auth_at > self.AUTH_SECONDS:
+                auth: dict[str, str] = {}
+                self.api.update_params_for_auth(auth, [], ["BearerToken"], "", "GET", None)
+                self._auth, self._auth_at = auth, time.monotonic()
+            auth = dict(self._auth)
+        return {**auth, "Accept": "application/json", "Content-Type": content_type,
+                "User-Agent": str(self.api.user_agent)}
+
+    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
+                query: dict[str, str] | None = None) -> Any:
+        """The answer's JSON; ApiException for a status outside 2xx (as the generated methods raise)."""
+        url = str(self.api.configuration.host) + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        response = self.api.call_api(method, url, header_params=self._headers(content_type), body=body,
+                                     _request_timeout=REQUEST_TIMEOUT_SECONDS)
+        response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return json.loads(response.data) if response.data else None
+
+
+_WIRES: weakref.WeakKeyDictionary[ApiClient, Wire] = weakref.WeakKeyDictionary()
+_WIRES_LOCK = threading.Lock()
+
+
+def wire(api: ApiClient) -> Wire:
+    """The Wire of `api` (one per client, so its credentials are read once a minute, not per request)."""
+    with _WIRES_LOCK:
+        found = _WIRES.get(api)
+        if found is None:
+            found = _WIRES[api] = Wire(api)
+        return found
+
+
+def collection_path(group: str, version: str, plural: str, namespace: str) -> str:
+    base = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    return f"{base}/namespaces/{namespace}/{plural}"
 
 
 class CacheNotSynced(ApiException):
@@ -63,10 +121,8 @@ class Resource:
 
     api: ApiClient
     plural: str
-    group: str = ""  # "" for core / built-in typed APIs
+    group: str = ""  # "" for the core API
     version: str = "v1"
-    typed: str = ""  # the typed client's method suffix, e.g. "service"; empty for custom resources
-    typed_client: Callable[[ApiClient], Any] | None = None  # e.g. CoreV1Api
     cache: ObjectCache | None = None
 
     @property
@@ -76,31 +132,19 @@ class Resource:
     def _cached(self) -> ObjectCache | None:
         return self.cache if self.cache is not None and self.cache.covers(self.kind) else None
 
-    def _call(self, verb: str, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT_SECONDS)
-        if self.typed and self.typed_client is not None:
-            client = self.typed_client(self.api)
-            method: Callable[..., Any] = getattr(client, f"{verb}_namespaced_{self.typed}")
-            return method(*args, **kwargs)
-        custom = CustomObjectsApi(self.api)
-        method = getattr(custom, f"{verb}_namespaced_custom_object")
-        return method(self.group, self.version, *args, **kwargs)
-
-    def _json(self, verb: str, *args: Any) -> Any:
-        """The call's answer as the server sent it (JSON), never through the client's models."""
-        return json.loads(self._call(verb, *args, _preload_content=False).data)
-
     def get(self, namespace: str, name: str) -> Obj | None:
         cache = self._cached()
         if cache is not None:
             return cache.get(self.kind, namespace, name)
         return self.get_live(namespace, name)
 
+    def _path(self, namespace: str, name: str = "") -> str:
+        path = collection_path(self.group, self.version, self.plural, namespace)
+        return f"{path}/{name}" if name else path
+
     def get_live(self, namespace: str, name: str) -> Obj | None:
         try:
-            if self.typed:
-                return dict(self._json("read", name, namespace))
-            return dict(self._json("get", namespace, self.plural, name))
+            return dict(wire(self.api).request("GET", self._path(namespace, name)))
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -111,7 +155,7 @@ class Resource:
         cache = self._cached()
         if cache is not None:
             return cache.list(self.kind, namespace)
-        listed = self._json("list", namespace) if self.typed else self._json("list", namespace, self.plural)
+        listed = wire(self.api).request("GET", self._path(namespace))
         return [dict(item) for item in listed.get("items") or []]
 
     def find(self, namespace: str, index: str, value: str) -> builtins.list[Obj] | None:
@@ -127,24 +171,17 @@ class Resource:
         return obj
 
     def create(self, namespace: str, body: Obj) -> Obj:
-        if self.typed:
-            return self._stored(dict(self._json("create", namespace, body)))
-        return self._stored(dict(self._json("create", namespace, self.plural, body)))
+        return self._stored(dict(wire(self.api).request("POST", self._path(namespace), body)))
 
     def replace(self, namespace: str, name: str, body: Obj) -> Obj:
-        if self.typed:
-            return self._stored(dict(self._json("replace", name, namespace, body)))
-        return self._stored(dict(self._json("replace", namespace, self.plural, name, body)))
+        return self._stored(dict(wire(self.api).request("PUT", self._path(namespace, name), body)))
 
     def delete(self, namespace: str, name: str) -> bool:
         """Delete; False if it was already gone."""
         # The response (the object, or a Status, depending on the kind and server version) is not
         # needed; leaving it unparsed avoids depending on which one the server sends.
         try:
-            if self.typed:
-                self._call("delete", name, namespace, _preload_content=False)
-            else:
-                self._call("delete", namespace, self.plural, name, _preload_content=False)
+            wire(self.api).request("DELETE", self._path(namespace, name))
         except ApiException as error:
             if error.status == 404:
                 if self.cache is not None:
@@ -178,16 +215,15 @@ class Resource:
 
 
 def services(api: ApiClient, cache: ObjectCache | None = None) -> Resource:
-    return Resource(api, "services", typed="service", typed_client=CoreV1Api, cache=cache)
+    return Resource(api, "services", cache=cache)
 
 
 def ingresses(api: ApiClient, cache: ObjectCache | None = None) -> Resource:
-    return Resource(api, "ingresses", group="networking.k8s.io", typed="ingress", typed_client=NetworkingV1Api,
-                    cache=cache)
+    return Resource(api, "ingresses", group="networking.k8s.io", cache=cache)
 
 
 def deployments(api: ApiClient, cache: ObjectCache | None = None) -> Resource:
-    return Resource(api, "deployments", group="apps", typed="deployment", typed_client=AppsV1Api, cache=cache)
+    return Resource(api, "deployments", group="apps", cache=cache)
 
 
 def custom(api: ApiClient, group: str, version: str, plural: str, cache: ObjectCache | None = None) -> Resource:

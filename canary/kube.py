@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubernetes.client import ApiClient, AppsV1Api, CoreV1Api
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from adapters.kube import ObjectCache
+from adapters.kube import ObjectCache, collection_path, wire
 from canary.annotations import ALERTS, STATE
 from canary.events import EventSender
 
 Obj = dict[str, Any]
 CONFLICT_ATTEMPTS = 5
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+def _deployment_path(namespace: str, name: str = "") -> str:
+    path = collection_path("apps", "v1", "deployments", namespace)
+    return f"{path}/{name}" if name else path
 
 
 class Conflict(Exception):
@@ -40,9 +45,7 @@ class Cluster:
                  background_events: bool = False) -> None:
         self.api = api
         self.cache = cache
-        # Typed as Any: we send and receive plain dicts (_preload_content=False), not the model classes.
-        self.apps: Any = AppsV1Api(api)
-        self.core: Any = CoreV1Api(api)
+        self.wire = wire(api)  # plain dicts in and out, never the client's generated models
         self.component = component
         # In the controller Events go out in the background (canary.events); elsewhere (plugin, tests) at once.
         self.events = EventSender(self.send_event) if background_events else None
@@ -56,22 +59,20 @@ class Cluster:
 
     def get_deployment_live(self, namespace: str, name: str) -> Obj | None:
         try:
-            response = self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+            return dict(self.wire.request("GET", _deployment_path(namespace, name)))
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return dict(json.loads(response.data))
 
     def patch_deployment(self, namespace: str, name: str, patch: Mapping[str, Any]) -> Obj:
         try:
-            response = self.apps.patch_namespaced_deployment(
-                name, namespace, dict(patch), _content_type=MERGE_PATCH, _preload_content=False)
+            answer = self.wire.request("PATCH", _deployment_path(namespace, name), dict(patch), MERGE_PATCH)
         except ApiException as error:
             if error.status == 409:
                 raise Conflict(f"deployment {namespace}/{name} changed") from error
             raise
-        return self._stored(dict(json.loads(response.data)))
+        return self._stored(dict(answer))
 
     def _stored(self, deployment: Obj) -> Obj:
         if self.cache is not None:
@@ -120,34 +121,31 @@ class Cluster:
         patch = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
                  {"op": "replace", "path": "/spec/template", "value": dict(template)}]
         try:
-            response = self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], patch,
-                                                             _preload_content=False)
+            answer = self.wire.request("PATCH", _deployment_path(meta["namespace"], meta["name"]), patch,
+                                       JSON_PATCH)
         except ApiException as error:
             if error.status in (409, 422):  # 422: the resourceVersion test failed
                 raise Conflict(f"deployment {meta['namespace']}/{meta['name']} changed") from error
             raise
-        return self._stored(dict(json.loads(response.data)))
+        return self._stored(dict(answer))
 
     def create_deployment(self, body: Mapping[str, Any]) -> Obj:
         namespace = body["metadata"]["namespace"]
-        response = self.apps.create_namespaced_deployment(namespace, dict(body), _preload_content=False)
-        return self._stored(dict(json.loads(response.data)))
+        return self._stored(dict(self.wire.request("POST", _deployment_path(namespace), dict(body))))
 
     def replace_deployment(self, body: Mapping[str, Any]) -> Obj:
         meta = body["metadata"]
         try:
-            response = self.apps.replace_namespaced_deployment(
-                meta["name"], meta["namespace"], dict(body), _preload_content=False)
+            answer = self.wire.request("PUT", _deployment_path(meta["namespace"], meta["name"]), dict(body))
         except ApiException as error:
             if error.status == 409:
                 raise Conflict(f"deployment {meta['namespace']}/{meta['name']} changed") from error
             raise
-        return self._stored(dict(json.loads(response.data)))
+        return self._stored(dict(answer))
 
     def delete_deployment(self, namespace: str, name: str) -> bool:
         try:
-            self.apps.delete_namespaced_deployment(name, namespace, propagation_policy="Background",
-                                                   _preload_content=False)
+            self.wire.request("DELETE", _deployment_path(namespace, name), {"propagationPolicy": "Background"})
             gone = True
         except ApiException as error:
             if error.status != 404:
@@ -188,7 +186,7 @@ class Cluster:
 
     def send_event(self, namespace: str, body: dict[str, Any]) -> None:
         try:
-            self.core.create_namespaced_event(namespace, body, _preload_content=False)
+            self.wire.request("POST", collection_path("", "v1", "events", namespace), body)
         except ApiException as error:
             if error.status != 409:  # 409: this very decision was already recorded
                 raise

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes.client import ApiClient, CoreV1Api
+from kubernetes.client import ApiClient
 
 from adapters.kube import ObjectCache, Resource
 from adapters.ownership import owner_reference
@@ -27,7 +27,7 @@ def store_name(deployment: str) -> str:
 
 class RevisionStore:
     def __init__(self, api: ApiClient, cache: ObjectCache | None = None) -> None:
-        self.configmaps = Resource(api, "configmaps", typed="config_map", typed_client=CoreV1Api, cache=cache)
+        self.configmaps = Resource(api, "configmaps", cache=cache)
 
     def record(self, deployment: Mapping[str, Any], number: int, template_hash: str, template: Mapping[str, Any],
                keep: int) -> None:
