@@ -153,7 +153,6 @@ class Reconciler:
         routes = self._routes(deployment, setup, state)
         observation = self._observe(deployment, primary, annotated, state, setup, routes, error)
         decision = decide(state, observation)
-        self._record(deployment, state, decision)
         executed = self._persist_and_act(deployment, primary, state, decision, routes, setup,
                                          force_write=bool(restored_why))
         new_state = decision.state
@@ -279,10 +278,20 @@ class Reconciler:
 
     # --- record, persist, act -----------------------------------------------------------------------
 
-    def _record(self, deployment: dict[str, Any], state: ReleaseState | None, decision: Decision) -> None:
+    def _record(self, deployment: dict[str, Any], state: ReleaseState | None, decision: Decision,
+                done: list[tuple[str, str]]) -> None:
+        """The decision's Events; the actions it carried out are told in its first Event (one Event, not
+        one per action, is what a step costs), or each in its own when the decision has none."""
         revision = decision.state.revision if decision.state else (state.revision if state else 0)
-        for event in decision.events:
-            self.cluster.emit(deployment, event.reason, event.message, event.warning, dedupe_key=f"r{revision}")
+        if not decision.events:
+            for reason, message in done:
+                self.cluster.emit(deployment, reason, message, dedupe_key=f"r{revision}|{reason}|{message}")
+            return
+        for i, event in enumerate(decision.events):
+            message = event.message
+            if i == 0 and done:
+                message += " — done: " + "; ".join(text for _, text in done)
+            self.cluster.emit(deployment, event.reason, message, event.warning, dedupe_key=f"r{revision}")
             if event.reason in ("Initialized", "ReleaseStarted"):
                 warnings = release_warnings(deployment)
                 if warnings:  # one Event for all of them: each is a line of it
@@ -312,17 +321,17 @@ class Reconciler:
                 deployment = self.cluster.write_annotations(deployment, changes)  # Conflict: decide again
                 if primary is not None and _milestone(state, new_state):
                     self.cluster.keep_state_copy(primary, new_state.to_json())
-        executed = 0
         context = _Act(deployment, new_state, routes)
-        for action in decision.actions:
-            if self._execute(action, context):
-                executed += 1
-                reason, message = describe(action)
-                revision = new_state.revision if new_state else 0
-                self.cluster.emit(deployment, reason, message, dedupe_key=f"r{revision}|{action!r}")
-                if self.after_action is not None:
-                    self.after_action()
-        return executed
+        done: list[tuple[str, str]] = []
+        try:
+            for action in decision.actions:
+                if self._execute(action, context):
+                    done.append(describe(action))
+                    if self.after_action is not None:
+                        self.after_action()
+        finally:
+            self._record(deployment, state, decision, done)
+        return len(done)
 
     def _execute(self, action: Action, context: _Act) -> bool:
         """Run one action; False when there was nothing to do (already in place)."""
