@@ -10,15 +10,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import urllib3
 from kubernetes.client import ApiClient, Configuration, rest
 
 USER_AGENT = "weir-controller/0.1"
+_LANE = threading.local()
+
+
+@contextlib.contextmanager
+def safety_work() -> Iterator[None]:
+    """Requests made inside are safety work (a rollback, an alert, a deadline): they take their token at
+    once, in debt if need be, which routine requests then pay back by waiting."""
+    _LANE.safety = True
+    try:
+        yield
+    finally:
+        _LANE.safety = False
+
+
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_SECONDS = (0.05, 0.2, 0.5)  # before the 2nd, 3rd and 4th attempt (then the error stands)
 
@@ -32,8 +48,15 @@ class TokenBucket:
         self._at = clock()
         self._lock = threading.Lock()
 
-    def take(self) -> float:
-        """Wait for a token; returns how long it waited."""
+    def take(self, urgent: bool = False) -> float:
+        """Wait for a token (urgent: take it now, in debt if need be); returns how long it waited."""
+        wait = self.reserve(urgent)
+        if wait > 0:
+            time.sleep(wait)
+        return wait
+
+    def reserve(self, urgent: bool = False) -> float:
+        """Take a token; how long the caller must wait before using it."""
         if self.qps <= 0:
             return 0.0
         with self._lock:
@@ -41,10 +64,7 @@ class TokenBucket:
             self._tokens = min(self.burst, self._tokens + (now - self._at) * self.qps)
             self._at = now
             self._tokens -= 1
-            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
-        if wait > 0:
-            time.sleep(wait)
-        return wait
+            return -self._tokens / self.qps if self._tokens < 0 and not urgent else 0.0
 
 
 class ControllerApiClient(ApiClient):
@@ -58,7 +78,7 @@ class ControllerApiClient(ApiClient):
     def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None,
                  post_params: Any = None, _request_timeout: Any = None) -> rest.RESTResponse:
         streaming = "watch=true" in url
-        self.throttled_seconds += self.bucket.take()
+        self.throttled_seconds += self.bucket.take(urgent=getattr(_LANE, "safety", False))
         attempts = 1 if streaming else 1 + len(BACKOFF_SECONDS)
         for attempt in range(attempts):
             last = attempt == attempts - 1

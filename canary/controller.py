@@ -24,6 +24,7 @@ from adapters.nginx_ingress import backend_services
 from canary.alerts import AlertIntake
 from canary.annotated import read_annotations
 from canary.annotations import ENABLED, PART_OF_LABEL, STATE
+from canary.apiclient import safety_work
 from canary.config import AlertMatcher
 from canary.errorlog import RepeatedErrors
 from canary.informer import (
@@ -206,11 +207,16 @@ class Controller:
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            key = self.queue.get(timeout=1.0)
-            if key is None:
+            taken = self.queue.take(timeout=1.0)
+            if taken is None:
                 continue
+            key, urgent = taken
             try:
-                self._reconcile(key)
+                if urgent:
+                    with safety_work():  # its requests do not wait behind routine work's for API tokens
+                        self._reconcile(key)
+                else:
+                    self._reconcile(key)
             finally:
                 self.queue.done(key)
 

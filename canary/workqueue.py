@@ -42,15 +42,21 @@ class WorkQueue:
 
     def get(self, timeout: float | None = None) -> Key | None:
         """The next key (now being processed), or None if closed or timed out."""
+        taken = self.take(timeout)
+        return None if taken is None else taken[0]
+
+    def take(self, timeout: float | None = None) -> tuple[Key, bool] | None:
+        """The next key (now being processed) and whether it came from the safety lane."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._urgent or self._routine or self._closed, timeout):
                 return None
             if not (self._urgent or self._routine):
                 return None
+            urgent = bool(self._urgent)
             key = (self._urgent or self._routine).popleft()
             del self._queued[key]
             self._processing.add(key)
-            return key
+            return key, urgent
 
     def done(self, key: Key) -> None:
         with self._cond:
