@@ -158,7 +158,7 @@ class Cluster:
     # --- Events --------------------------------------------------------------------------------------
 
     def emit(self, deployment: Mapping[str, Any], reason: str, message: str, warning: bool = False,
-             dedupe_key: str = "") -> None:
+             dedupe_key: str = "", wait: bool = False) -> None:
         """An Event on the Deployment. Its name derives from `dedupe_key`, so repeating the same
         decision after a crash does not record it twice."""
         meta = deployment["metadata"]
@@ -179,7 +179,7 @@ class Cluster:
             "lastTimestamp": now,
             "count": 1,
         }
-        if self.events is not None:
+        if self.events is not None and not wait:
             self.events.submit(meta["namespace"], body)
         else:
             self.send_event(meta["namespace"], body)

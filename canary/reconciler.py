@@ -153,6 +153,7 @@ class Reconciler:
         routes = self._routes(deployment, setup, state)
         observation = self._observe(deployment, primary, annotated, state, setup, routes, error)
         decision = decide(state, observation)
+        self._record(deployment, state, decision)
         executed = self._persist_and_act(deployment, primary, state, decision, routes, setup,
                                          force_write=bool(restored_why))
         new_state = decision.state
@@ -278,20 +279,13 @@ class Reconciler:
 
     # --- record, persist, act -----------------------------------------------------------------------
 
-    def _record(self, deployment: dict[str, Any], state: ReleaseState | None, decision: Decision,
-                done: list[tuple[str, str]]) -> None:
-        """The decision's Events; the actions it carried out are told in its first Event (one Event, not
-        one per action, is what a step costs), or each in its own when the decision has none."""
+    def _record(self, deployment: dict[str, Any], state: ReleaseState | None, decision: Decision) -> None:
+        """The decision's Events, sent before its state is written (and so before anything is done): after
+        a crash the decision is not taken again, so its Event must not wait in a queue that dies with us."""
         revision = decision.state.revision if decision.state else (state.revision if state else 0)
-        if not decision.events:
-            for reason, message in done:
-                self.cluster.emit(deployment, reason, message, dedupe_key=f"r{revision}|{reason}|{message}")
-            return
-        for i, event in enumerate(decision.events):
-            message = event.message
-            if i == 0 and done:
-                message += " — done: " + "; ".join(text for _, text in done)
-            self.cluster.emit(deployment, event.reason, message, event.warning, dedupe_key=f"r{revision}")
+        for event in decision.events:
+            self.cluster.emit(deployment, event.reason, event.message, event.warning, dedupe_key=f"r{revision}",
+                              wait=True)
             if event.reason in ("Initialized", "ReleaseStarted"):
                 warnings = release_warnings(deployment)
                 if warnings:  # one Event for all of them: each is a line of it
@@ -322,16 +316,17 @@ class Reconciler:
                 if primary is not None and _milestone(state, new_state):
                     self.cluster.keep_state_copy(primary, new_state.to_json())
         context = _Act(deployment, new_state, routes)
-        done: list[tuple[str, str]] = []
-        try:
-            for action in decision.actions:
-                if self._execute(action, context):
-                    done.append(describe(action))
-                    if self.after_action is not None:
-                        self.after_action()
-        finally:
-            self._record(deployment, state, decision, done)
-        return len(done)
+        executed = 0
+        revision = new_state.revision if new_state else 0
+        for action in decision.actions:
+            if self._execute(action, context):
+                executed += 1
+                # Sent in the background: an action repeated after a crash records its Event again.
+                reason, message = describe(action)
+                self.cluster.emit(deployment, reason, message, dedupe_key=f"r{revision}|{action!r}")
+                if self.after_action is not None:
+                    self.after_action()
+        return executed
 
     def _execute(self, action: Action, context: _Act) -> bool:
         """Run one action; False when there was nothing to do (already in place)."""
