@@ -283,8 +283,13 @@ class Reconciler:
         """The decision's Events, sent before its state is written (and so before anything is done): after
         a crash the decision is not taken again, so its Event must not wait in a queue that dies with us."""
         revision = decision.state.revision if decision.state else (state.revision if state else 0)
-        for event in decision.events:
-            self.cluster.emit(deployment, event.reason, event.message, event.warning, dedupe_key=f"r{revision}",
+        for i, event in enumerate(decision.events):
+            message = event.message
+            if i == 0 and decision.actions:
+                # The actions it orders are told here (one Event per step, not one per action); an action
+                # carried out again after a crash is told by its own Event then.
+                message += " — ordered: " + "; ".join(describe(action)[1] for action in decision.actions)
+            self.cluster.emit(deployment, event.reason, message, event.warning, dedupe_key=f"r{revision}",
                               wait=True)
             if event.reason in ("Initialized", "ReleaseStarted"):
                 warnings = release_warnings(deployment)
@@ -321,9 +326,9 @@ class Reconciler:
         for action in decision.actions:
             if self._execute(action, context):
                 executed += 1
-                # Sent in the background: an action repeated after a crash records its Event again.
-                reason, message = describe(action)
-                self.cluster.emit(deployment, reason, message, dedupe_key=f"r{revision}|{action!r}")
+                if not decision.events:  # else its decision's Event told it
+                    reason, message = describe(action)
+                    self.cluster.emit(deployment, reason, message, dedupe_key=f"r{revision}|{action!r}")
                 if self.after_action is not None:
                     self.after_action()
         return executed
