@@ -93,6 +93,8 @@ def test_firing_alert_for_the_release_rolls_it_back_end_to_end(stack: Stack) -> 
     with app.load(rate=40), Timeline(app, alert="DemoAppDegraded") as timeline:
         timeline.origin = app.release("2.0", {"DEGRADED": "true"})
         state = app.api.wait_phase("RolledBack", timeout=60, revision=1)
+        # The rollback can be over between two of the timeline's samples: let it see the settled world.
+        wait_for(lambda: timeline.rollback_reached_weight_0() is not None, 10, "the timeline to sample weight 0")
 
     exported = timeline.moment("pod exports it")
     weight_0 = timeline.rollback_reached_weight_0()
