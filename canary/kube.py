@@ -14,12 +14,11 @@ from typing import Any
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from adapters.kube import ObjectCache, collection_path, wire
+from adapters.kube import CONFLICT_ATTEMPTS, ObjectCache, collection_path, wire
 from canary.annotations import ALERTS, STATE
 from canary.events import EventSender
 
 Obj = dict[str, Any]
-CONFLICT_ATTEMPTS = 5
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 

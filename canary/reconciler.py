@@ -214,7 +214,7 @@ class Reconciler:
 
     def _routes(self, deployment: dict[str, Any], setup: _Setup | None, state: ReleaseState | None) -> _Routes | None:
         """The router of the valid configuration, else the one this release last used."""
-        if setup is not None and setup.spec is not None:
+        if setup is not None:
             kind, ingress, gateway_route = setup.router_kind, setup.spec.ingress, setup.spec.route
         elif state is not None and state.router:
             kind, ingress, gateway_route = state.router, state.ingress, state.gateway_route
@@ -302,7 +302,7 @@ class Reconciler:
                          setup: _Setup | None, force_write: bool) -> int:
         new_state = decision.state
         if new_state is not None:
-            if setup is not None and setup.spec is not None:
+            if setup is not None:
                 # Remember where traffic is steered, for when the configuration turns invalid.
                 new_state = new_state.replace(router=setup.router_kind, ingress=setup.spec.ingress,
                                               gateway_route=setup.spec.route)
